@@ -1,0 +1,40 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+
+let package = Package(
+    name: "Tessera",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "tessera", targets: ["tessera"]),
+        .library(name: "TesseraSlide", targets: ["TesseraSlide"]),
+        .library(name: "TesseraShards", targets: ["TesseraShards"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+    ],
+    targets: [
+        // libvips through pkg-config; only CVipsShim and TesseraSlide see it.
+        .systemLibrary(name: "CVips", pkgConfig: "vips", providers: [.apt(["libvips-dev"])]),
+        // Non-variadic wrappers around the libvips calls Swift cannot make directly.
+        .target(name: "CVipsShim", dependencies: ["CVips"]),
+        .target(name: "TesseraCore", swiftSettings: optimize),
+        .target(name: "TesseraShards", dependencies: ["TesseraCore"], swiftSettings: optimize),
+        .target(name: "TesseraSlide", dependencies: ["TesseraCore", "CVipsShim"], swiftSettings: optimize),
+        .target(name: "TesseraPipeline",
+                dependencies: ["TesseraCore", "TesseraSlide", "TesseraShards", "Yams"],
+                swiftSettings: optimize),
+        .executableTarget(name: "tessera",
+                          dependencies: ["TesseraPipeline",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          swiftSettings: optimize),
+        .target(name: "TesseraTestSupport", path: "Tests/Support"),
+        .testTarget(name: "TesseraCoreTests", dependencies: ["TesseraCore"]),
+        .testTarget(name: "TesseraShardsTests", dependencies: ["TesseraShards"]),
+        .testTarget(name: "TesseraSlideTests", dependencies: ["TesseraSlide", "TesseraTestSupport"]),
+        .testTarget(name: "TesseraPipelineTests", dependencies: ["TesseraPipeline", "TesseraShards", "TesseraSlide", "TesseraTestSupport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

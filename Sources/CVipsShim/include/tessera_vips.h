@@ -1,0 +1,70 @@
+// Thin, non-variadic wrappers over the libvips calls Tessera needs.
+// Swift cannot call C variadic functions, and libvips macros do not import.
+// Every function returns 0 on success and -1 on failure (message via tsr_error_take).
+#ifndef TESSERA_VIPS_H
+#define TESSERA_VIPS_H
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct _VipsImage VipsImage;
+typedef struct _VipsRegion VipsRegion;
+
+int tsr_init(void);
+/// Copies and clears libvips' error buffer. Caller frees with tsr_free.
+char *tsr_error_take(void);
+void tsr_free(void *p);
+void tsr_unref(void *object);
+void tsr_thread_shutdown(void);
+void tsr_set_concurrency(int n);
+const char *tsr_version(void);
+
+/// Name of the loader libvips would pick ("tiffload", "openslideload", ...), or NULL.
+const char *tsr_find_loader(const char *path);
+int tsr_open_default(const char *path, VipsImage **out);
+int tsr_open_tiff_page(const char *path, int page, VipsImage **out);
+int tsr_open_openslide_level(const char *path, int level, VipsImage **out);
+int tsr_load_buffer(const void *buf, size_t len, VipsImage **out);
+
+int tsr_width(VipsImage *im);
+int tsr_height(VipsImage *im);
+int tsr_bands(VipsImage *im);
+int tsr_format(VipsImage *im);          // VipsBandFormat
+int tsr_interpretation(VipsImage *im);  // VipsInterpretation
+int tsr_n_pages(VipsImage *im);
+/// Field as a string (caller frees with tsr_free), or NULL when absent.
+char *tsr_get_string(VipsImage *im, const char *name);
+int tsr_has_field(VipsImage *im, const char *name);
+double tsr_xres(VipsImage *im);
+double tsr_yres(VipsImage *im);
+/// All metadata field names, NULL-terminated; free with tsr_free_strv.
+char **tsr_field_names(VipsImage *im);
+void tsr_free_strv(char **v);
+
+/// Converts any image to 3-band uchar sRGB (documented in SlideImage.swift):
+/// 16-bit → 8-bit by `scale16` * v + `offset16`, grayscale replicated, alpha flattened onto white.
+int tsr_to_rgb8(VipsImage *in, VipsImage **out, double scale16, double offset16);
+/// Min and max of band values (whole image; used on thumbnails only).
+int tsr_minmax(VipsImage *in, double *min, double *max);
+/// Percentile of the first band's histogram (uchar/ushort images).
+int tsr_percent(VipsImage *in, double percent, int *threshold);
+/// Resample by `scale` with the named kernel ("lanczos3", "linear", "nearest", "cubic").
+int tsr_resize(VipsImage *in, VipsImage **out, double scale, const char *kernel);
+/// Box-filter integer shrink (area average).
+int tsr_shrink(VipsImage *in, VipsImage **out, double hshrink, double vshrink);
+
+VipsRegion *tsr_region_new(VipsImage *im);
+/// Fetches a rectangle and copies it, row by row, into dst (w*h*bands bytes, tightly packed).
+int tsr_region_read(VipsRegion *reg, int left, int top, int width, int height, uint8_t *dst);
+/// Renders a whole (small) image into a new malloc'd buffer of w*h*bands bytes.
+int tsr_write_to_memory(VipsImage *im, uint8_t **out, size_t *len);
+
+/// Encoders over a tightly packed uchar buffer (bands 1, 3 or 4).
+int tsr_jpeg_encode(const uint8_t *pixels, int width, int height, int bands, int quality,
+                    int chroma_subsample, void **out, size_t *len);
+int tsr_png_encode(const uint8_t *pixels, int width, int height, int bands, int compression,
+                   void **out, size_t *len);
+int tsr_png_save(const uint8_t *pixels, int width, int height, int bands, const char *path);
+/// Decodes an encoded image buffer to a packed uchar buffer.
+int tsr_decode(const void *buf, size_t len, uint8_t **pixels, int *width, int *height, int *bands);
+
+#endif

@@ -1,0 +1,49 @@
+import Foundation
+import TesseraCore
+import Yams
+
+/// A declarative run (`pipelines/*.yaml`): one file, one reproducible run. Today it holds the
+/// `tile` stage; relative paths are resolved against the current directory, as on the command line.
+public struct PipelineFile: Decodable, Sendable {
+    public var name: String?
+    public var tile: TileConfig?
+
+    enum CodingKeys: String, CodingKey { case name, tile }
+    static let knownTopLevel: Set<String> = ["name", "tile", "description"]
+
+    public static func load(path: String) throws -> PipelineFile {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw TesseraError(.unreadable, path: path, "cannot read the pipeline file")
+        }
+        do {
+            if let top = try Yams.load(yaml: text) as? [String: Any] {
+                let unknown = Set(top.keys).subtracting(knownTopLevel)
+                if !unknown.isEmpty {
+                    throw TesseraError(.invalidConfig, path: path, "unknown section(s): \(unknown.sorted().joined(separator: ", "))",
+                                       hint: "known: \(knownTopLevel.sorted().joined(separator: ", "))")
+                }
+                if let tile = top["tile"] as? [String: Any] {
+                    let known: Set<String> = Set(TileConfig.CodingKeys.allKeys)
+                    let unknownKeys = Set(tile.keys).subtracting(known)
+                    if !unknownKeys.isEmpty {
+                        throw TesseraError(.invalidConfig, path: path, "tile: unknown setting(s): \(unknownKeys.sorted().joined(separator: ", "))",
+                                           hint: "known: \(known.sorted().joined(separator: ", "))")
+                    }
+                }
+            }
+            return try YAMLDecoder().decode(PipelineFile.self, from: text)
+        } catch let e as TesseraError {
+            throw e
+        } catch let DecodingError.typeMismatch(_, ctx), let DecodingError.valueNotFound(_, ctx) {
+            throw TesseraError(.invalidConfig, path: path, "\(ctx.codingPath.map(\.stringValue).joined(separator: ".")): \(ctx.debugDescription)")
+        } catch let DecodingError.dataCorrupted(ctx) {
+            throw TesseraError(.invalidConfig, path: path, "\(ctx.codingPath.map(\.stringValue).joined(separator: ".")): \(ctx.debugDescription)")
+        } catch {
+            throw TesseraError(.invalidConfig, path: path, "not a valid pipeline file: \(error)")
+        }
+    }
+}
+
+extension TileConfig.CodingKeys {
+    static var allKeys: [String] { allCases.map(\.rawValue) }
+}

@@ -1,0 +1,80 @@
+import Foundation
+import TesseraCore
+import TesseraShards
+
+/// Finds the slides of a collection: explicit files as given, folders walked recursively for
+/// known slide and image extensions, in a stable order, each with an id that is unique and safe
+/// as a file name and WebDataset key.
+public enum SlideDiscovery {
+    public static let extensions: Set<String> = ["svs", "ndpi", "mrxs", "scn", "bif", "vms", "vmu", "svslide",
+                                                  "tif", "tiff", "ptif", "png", "jpg", "jpeg", "jp2", "webp", "dcm"]
+
+    public static func find(_ inputs: [String]) throws -> [InputFile] {
+        var found: [(id: String, path: String, bytes: Int)] = []
+        for input in inputs {
+            var isDir: ObjCBool = false
+            let exists = FileManager.default.fileExists(atPath: input, isDirectory: &isDir)
+            if exists && isDir.boolValue && !input.lowercased().hasSuffix(".mrxs") {
+                var visited = Set<String>()
+                var files: [String] = []
+                walk(input, relative: "", visited: &visited, into: &files)
+                for rel in files.sorted() {
+                    let full = (input as NSString).appendingPathComponent(rel)
+                    found.append((id(forRelativePath: rel), full, size(full)))
+                }
+            } else {
+                // Explicit files are kept even when missing or odd: they fail visibly in the manifest.
+                found.append((id(forRelativePath: (input as NSString).lastPathComponent), input, size(input)))
+            }
+        }
+        var used: [String: Int] = [:]
+        return found.map { f in
+            var id = f.id
+            if let n = used[f.id] { used[f.id] = n + 1; id = "\(f.id)_\(n + 1)" } else { used[f.id] = 1 }
+            return InputFile(id: id, path: f.path, bytes: f.bytes)
+        }
+    }
+
+    private static func size(_ path: String) -> Int {
+        var st = stat()
+        return stat(path, &st) == 0 ? Int(st.st_size) : 0
+    }
+
+    /// Recursive walk that follows symlinks but never enters a directory twice (symlink loops).
+    private static func walk(_ root: String, relative: String, visited: inout Set<String>, into files: inout [String]) {
+        let dir = relative.isEmpty ? root : (root as NSString).appendingPathComponent(relative)
+        let real = (dir as NSString).resolvingSymlinksInPath
+        guard visited.insert(real).inserted else { return }
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return }
+        for name in names.sorted() where !name.hasPrefix(".") {
+            let rel = relative.isEmpty ? name : relative + "/" + name
+            let full = (dir as NSString).appendingPathComponent(name)
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: full, isDirectory: &isDir) else {
+                // Dangling link or unreadable entry with a slide extension: keep it, it will fail visibly.
+                if extensions.contains((name as NSString).pathExtension.lowercased()) { files.append(rel) }
+                continue
+            }
+            if isDir.boolValue {
+                walk(root, relative: rel, visited: &visited, into: &files)
+            } else if extensions.contains((name as NSString).pathExtension.lowercased()) {
+                files.append(rel)
+            }
+        }
+    }
+
+    /// "a/b/CMU-1.svs" → "a__b__CMU-1": no dots (WebDataset splits keys at the first dot), no slashes,
+    /// only [A-Za-z0-9_-]; other bytes become "_".
+    public static func id(forRelativePath rel: String) -> String {
+        let noExt = (rel as NSString).deletingPathExtension
+        var out = ""
+        for part in noExt.split(separator: "/", omittingEmptySubsequences: true) where part != ".." && part != "." {
+            if !out.isEmpty { out += "__" }
+            for u in part.unicodeScalars {
+                let ok = (u >= "a" && u <= "z") || (u >= "A" && u <= "Z") || (u >= "0" && u <= "9") || u == "-" || u == "_"
+                out.unicodeScalars.append(ok ? u : "_")
+            }
+        }
+        return out.isEmpty ? "slide" : out
+    }
+}

@@ -1,0 +1,154 @@
+import Foundation
+import TesseraCore
+import TesseraSlide
+
+/// Everything that decides what `tessera tile` writes. Flags and the `tile:` section of a
+/// pipeline file fill the same struct; `validate()` rejects wrong values with a message naming the field.
+public struct TileConfig: Codable, Sendable, Equatable {
+    public var inputs: [String] = []
+    public var output: String = ""
+    /// Target µm/px; nil with `magnification` nil means native resolution.
+    public var mpp: Double?
+    public var magnification: Double?
+    /// Used only for slides that record no µm/px.
+    public var assumeMpp: Double?
+    public var allowUpsample = false
+    public var tileSize = 256
+    /// Defaults to `tileSize` (no overlap).
+    public var stride: Int?
+    public var minTissue = 0.5
+    public var tissueMethod: TissueMethod = .otsu
+    public var maskSize = 2048
+    /// Folder of user masks named `<slide id>.png` (non-zero = tissue).
+    public var maskDir: String?
+    public var format: TileFormat = .jpg
+    public var quality = 90
+    /// Target shard size in bytes.
+    public var shardSize = 64 << 20
+    public var depth16: DepthConversion = .stretch
+    public var thumbnails = true
+    /// Record each slide's sha256 in the manifest.
+    public var checksumSlides = true
+    // Settings below do not change the output bytes and are not part of the config hash.
+    public var workers: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// Per-slide time limit in seconds (watchdog); 0 disables it.
+    public var slideTimeout: Double = 1800
+    /// Tiles read per strip fetch.
+    public var readRun = 16
+    public var quiet = false
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case inputs, output, mpp, magnification, assumeMpp = "assume_mpp", allowUpsample = "allow_upsample"
+        case tileSize = "tile_size", stride, minTissue = "min_tissue", tissueMethod = "tissue_method"
+        case maskSize = "mask_size", maskDir = "mask_dir", format, quality, shardSize = "shard_size"
+        case depth16 = "depth16", thumbnails, checksumSlides = "checksum_slides", workers
+        case slideTimeout = "slide_timeout", readRun = "read_run", quiet
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = TileConfig()
+        inputs = try c.decodeIfPresent([String].self, forKey: .inputs) ?? d.inputs
+        output = try c.decodeIfPresent(String.self, forKey: .output) ?? d.output
+        mpp = try c.decodeIfPresent(Double.self, forKey: .mpp)
+        magnification = try c.decodeIfPresent(Double.self, forKey: .magnification)
+        assumeMpp = try c.decodeIfPresent(Double.self, forKey: .assumeMpp)
+        allowUpsample = try c.decodeIfPresent(Bool.self, forKey: .allowUpsample) ?? d.allowUpsample
+        tileSize = try c.decodeIfPresent(Int.self, forKey: .tileSize) ?? d.tileSize
+        stride = try c.decodeIfPresent(Int.self, forKey: .stride)
+        minTissue = try c.decodeIfPresent(Double.self, forKey: .minTissue) ?? d.minTissue
+        tissueMethod = try c.decodeIfPresent(TissueMethod.self, forKey: .tissueMethod) ?? d.tissueMethod
+        maskSize = try c.decodeIfPresent(Int.self, forKey: .maskSize) ?? d.maskSize
+        maskDir = try c.decodeIfPresent(String.self, forKey: .maskDir)
+        format = try c.decodeIfPresent(TileFormat.self, forKey: .format) ?? d.format
+        quality = try c.decodeIfPresent(Int.self, forKey: .quality) ?? d.quality
+        if let s = try? c.decodeIfPresent(String.self, forKey: .shardSize) {
+            shardSize = try ByteSize.parse(s)
+        } else {
+            shardSize = try c.decodeIfPresent(Int.self, forKey: .shardSize) ?? d.shardSize
+        }
+        depth16 = try c.decodeIfPresent(DepthConversion.self, forKey: .depth16) ?? d.depth16
+        thumbnails = try c.decodeIfPresent(Bool.self, forKey: .thumbnails) ?? d.thumbnails
+        checksumSlides = try c.decodeIfPresent(Bool.self, forKey: .checksumSlides) ?? d.checksumSlides
+        workers = try c.decodeIfPresent(Int.self, forKey: .workers) ?? d.workers
+        slideTimeout = try c.decodeIfPresent(Double.self, forKey: .slideTimeout) ?? d.slideTimeout
+        readRun = try c.decodeIfPresent(Int.self, forKey: .readRun) ?? d.readRun
+        quiet = try c.decodeIfPresent(Bool.self, forKey: .quiet) ?? d.quiet
+    }
+
+    public var effectiveStride: Int { stride ?? tileSize }
+
+    public var target: ResolutionTarget {
+        if let mpp { return .mpp(mpp) }
+        if let magnification { return .magnification(magnification) }
+        return .native
+    }
+
+    /// Rejects values that cannot work, naming the setting and the accepted range.
+    public func validate() throws {
+        func bad(_ field: String, _ msg: String) -> TesseraError {
+            TesseraError(.invalidConfig, "\(field): \(msg)")
+        }
+        if inputs.isEmpty { throw bad("inputs", "no input slides or folders given") }
+        if output.isEmpty { throw bad("output", "no output directory given") }
+        if mpp != nil && magnification != nil { throw bad("mpp/magnification", "give one of --mpp and --magnification, not both") }
+        if let mpp, !(mpp > 0 && mpp < 1000) { throw bad("mpp", "must be between 0 and 1000 µm/px, got \(mpp)") }
+        if let m = magnification, !(m > 0 && m <= 200) { throw bad("magnification", "must be between 0 and 200, got \(m)") }
+        if let a = assumeMpp, !(a > 0 && a < 1000) { throw bad("assume-mpp", "must be between 0 and 1000 µm/px, got \(a)") }
+        if !(8...8192).contains(tileSize) { throw bad("tile-size", "must be 8–8192 pixels, got \(tileSize)") }
+        if let s = stride, !(1...8192).contains(s) { throw bad("stride", "must be 1–8192 pixels, got \(s)") }
+        if !(0...1).contains(minTissue) { throw bad("min-tissue", "is a fraction 0–1, got \(minTissue)") }
+        if !(64...16384).contains(maskSize) { throw bad("mask-size", "must be 64–16384 pixels, got \(maskSize)") }
+        if !(1...100).contains(quality) { throw bad("quality", "JPEG quality is 1–100, got \(quality)") }
+        if shardSize < 1024 { throw bad("shard-size", "must be at least 1 KB, got \(shardSize) bytes") }
+        if !(1...256).contains(workers) { throw bad("workers", "must be 1–256, got \(workers)") }
+        if slideTimeout < 0 { throw bad("slide-timeout", "must be ≥ 0 seconds (0 = off), got \(slideTimeout)") }
+        if !(1...1024).contains(readRun) { throw bad("read-run", "must be 1–1024 tiles, got \(readRun)") }
+        if let dir = maskDir, !FileManager.default.fileExists(atPath: dir) { throw bad("mask-dir", "\(dir) does not exist") }
+    }
+
+    /// The settings that determine output bytes, in canonical JSON; its sha256 identifies the dataset.
+    public func outputDefiningJSON() throws -> JSONValue {
+        var copy = self
+        copy.output = ""
+        copy.workers = 0
+        copy.slideTimeout = 0
+        copy.readRun = 0
+        copy.quiet = false
+        copy.stride = effectiveStride
+        guard case .object(var o) = try JSONValue.from(copy) else { return .null }
+        for k in ["output", "workers", "slide_timeout", "read_run", "quiet"] { o.removeValue(forKey: k) }
+        return .object(o)
+    }
+
+    public func hash() throws -> String {
+        SHA256.hexDigest(of: [UInt8](try CanonicalJSON.encode(try outputDefiningJSON())))
+    }
+
+    public var sliceOptions: PreparedSlide.Options {
+        var o = PreparedSlide.Options()
+        o.tileSize = tileSize
+        o.stride = effectiveStride
+        o.minTissue = minTissue
+        o.tissue.method = tissueMethod
+        o.maskSize = maskSize
+        o.depth = depth16
+        return o
+    }
+}
+
+/// Parses sizes such as "64MB", "1.5GiB", "512k" (decimal and binary units) into bytes.
+public enum ByteSize {
+    public static func parse(_ text: String) throws -> Int {
+        let s = text.trimmingCharacters(in: .whitespaces).lowercased()
+        let units: [(String, Double)] = [("gib", 1_073_741_824), ("mib", 1_048_576), ("kib", 1024), ("gb", 1e9), ("mb", 1e6), ("kb", 1e3),
+                                         ("g", 1_073_741_824), ("m", 1_048_576), ("k", 1024), ("b", 1)]
+        for (u, f) in units where s.hasSuffix(u) {
+            if let v = Double(s.dropLast(u.count).trimmingCharacters(in: .whitespaces)), v > 0 { return Int(v * f) }
+        }
+        if let v = Int(s), v > 0 { return v }
+        throw TesseraError(.invalidConfig, "shard-size: cannot read \"\(text)\" as a size (examples: 64MB, 512MiB, 1GB)")
+    }
+}

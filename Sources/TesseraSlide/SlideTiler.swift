@@ -1,0 +1,122 @@
+import CVipsShim
+import Foundation
+import TesseraCore
+
+/// A slide ready to be cut: the working image at the target resolution, its tissue mask,
+/// the thumbnail the mask came from, and the kept tile positions in reading order.
+public final class PreparedSlide: @unchecked Sendable {
+    public let slide: Slide
+    public let plan: TilePlan
+    public let grid: TileGrid
+    public let mask: TissueMask
+    public let thumbnail: RGBImage
+    public let positions: [TilePosition]
+    let work: VipsImageRef
+
+    /// Options that shape what is cut from a slide.
+    public struct Options: Sendable, Equatable {
+        public var tileSize = 256
+        public var stride = 256
+        public var minTissue = 0.5
+        public var tissue = TissueMask.Options()
+        /// Longest side of the thumbnail the tissue mask is computed on; bounds its memory.
+        public var maskSize = 2048
+        public var depth: DepthConversion = .stretch
+        /// An optional user mask image (non-zero = tissue), used instead of detection.
+        public var userMaskPath: String?
+        public init() {}
+    }
+
+    init(slide: Slide, plan: TilePlan, grid: TileGrid, mask: TissueMask, thumbnail: RGBImage, positions: [TilePosition], work: VipsImageRef) {
+        self.slide = slide
+        self.plan = plan
+        self.grid = grid
+        self.mask = mask
+        self.thumbnail = thumbnail
+        self.positions = positions
+        self.work = work
+    }
+
+    /// Opens the working image, computes the thumbnail and tissue mask and the kept tile positions.
+    public static func prepare(_ slide: Slide, plan: TilePlan, options: Options) throws -> PreparedSlide {
+        let depth = try slide.depthMap(options.depth)
+        var work = try slide.rgbLevel(plan.level, depth: depth)
+        if plan.scale != 1 {
+            let src = work
+            work = try VipsImageRef.make(path: slide.path, "resampling level \(plan.level)") {
+                tsr_resize(src.pointer, $0, plan.scale, "lanczos3")
+            }
+        }
+        let thumbnail = try makeThumbnail(slide, maxSide: options.maskSize, depth: depth)
+        let mask: TissueMask
+        if let maskPath = options.userMaskPath {
+            let user = try Slide.open(path: maskPath)
+            let userImage = try makeThumbnail(user, maxSide: max(thumbnail.width, thumbnail.height), depth: try user.depthMap(.scale))
+            mask = TissueMask.fromUserMask(userImage, width: thumbnail.width, height: thumbnail.height,
+                                           level0Width: slide.width, level0Height: slide.height)
+        } else {
+            mask = TissueMask.detect(thumbnail: thumbnail, level0Width: slide.width, level0Height: slide.height, options: options.tissue)
+        }
+        let grid = TileGrid(size: options.tileSize, stride: options.stride, width: work.width, height: work.height,
+                            level0PerPixel: plan.level0PerPixel)
+        let positions = grid.positions(mask: options.tissue.method == .none && options.userMaskPath == nil ? nil : mask,
+                                       minTissue: options.minTissue)
+        return PreparedSlide(slide: slide, plan: plan, grid: grid, mask: mask, thumbnail: thumbnail, positions: positions, work: work)
+    }
+
+    /// A thumbnail whose longest side is at most `maxSide`, made from the coarsest level that is
+    /// still at least that large, so memory stays constant whatever the slide size.
+    static func makeThumbnail(_ slide: Slide, maxSide: Int, depth: (scale: Double, offset: Double)) throws -> RGBImage {
+        let candidates = slide.levels.filter { max($0.width, $0.height) >= maxSide }
+        let level = candidates.last ?? slide.levels[0]
+        var image = try slide.rgbLevel(level.index, depth: depth)
+        let longest = max(image.width, image.height)
+        if longest > maxSide {
+            let src = image
+            let scale = Double(maxSide) / Double(longest)
+            image = try VipsImageRef.make(path: slide.path, "making a thumbnail") { tsr_resize(src.pointer, $0, scale, "linear") }
+        }
+        return try image.renderRGB(path: slide.path)
+    }
+
+    /// Groups positions into reading units: runs of neighbouring tiles in one row, at most `maxTiles` long,
+    /// so that each unit reads one strip and decodes the source tiles under it once.
+    public func units(maxTiles: Int) -> [Range<Int>] {
+        var out: [Range<Int>] = []
+        var start = 0
+        for i in positions.indices.dropFirst() {
+            let prev = positions[i - 1], cur = positions[i]
+            if cur.y != prev.y || cur.x - prev.x > grid.size || i - start >= maxTiles {
+                out.append(start..<i)
+                start = i
+            }
+        }
+        if !positions.isEmpty { out.append(start..<positions.count) }
+        return out
+    }
+
+    /// A reader for one thread; each thread needs its own.
+    public func makeReader() throws -> TileReader { try TileReader(self) }
+}
+
+/// Reads tiles of one prepared slide. Not thread-safe: one per worker thread.
+public final class TileReader {
+    private let prepared: PreparedSlide
+    private let region: VipsRegionReader
+
+    init(_ prepared: PreparedSlide) throws {
+        self.prepared = prepared
+        self.region = try VipsRegionReader(prepared.work)
+    }
+
+    /// Reads the tiles of a unit with one strip fetch, then cuts them out of the strip.
+    public func read(_ unit: Range<Int>) throws -> [RGBImage] {
+        let p = prepared.positions
+        let size = prepared.grid.size
+        let x0 = p[unit.lowerBound].x, y0 = p[unit.lowerBound].y
+        let x1 = p[unit.upperBound - 1].x + size
+        let strip = try region.read(x: x0, y: y0, width: x1 - x0, height: size, path: prepared.slide.path)
+        if unit.count == 1 { return [strip] }
+        return unit.map { strip.crop(x: p[$0].x - x0, y: 0, width: size, height: size) }
+    }
+}

@@ -1,0 +1,74 @@
+import CVipsShim
+import Foundation
+import TesseraCore
+
+/// How tiles are stored in shards.
+public enum TileFormat: String, Codable, Sendable, CaseIterable {
+    case jpg, png, rgb8
+
+    /// The file extension used in shards (WebDataset decodes by extension).
+    public var fileExtension: String { rawValue }
+}
+
+/// Encodes RGB tiles with libvips' codecs. Output bytes depend only on pixels and settings.
+public struct TileEncoder: Sendable {
+    public var format: TileFormat
+    public var quality: Int
+    public init(format: TileFormat, quality: Int = 90) {
+        self.format = format
+        self.quality = quality
+    }
+
+    public func encode(_ image: RGBImage) throws -> [UInt8] {
+        switch format {
+        case .rgb8:
+            return image.pixels
+        case .jpg, .png:
+            var out: UnsafeMutableRawPointer?
+            var len = 0
+            let rc = image.pixels.withUnsafeBufferPointer { p in
+                format == .jpg
+                    // No chroma subsampling: pathology colour detail matters more than bytes.
+                    ? tsr_jpeg_encode(p.baseAddress, Int32(image.width), Int32(image.height), 3, Int32(quality), 0, &out, &len)
+                    : tsr_png_encode(p.baseAddress, Int32(image.width), Int32(image.height), 3, 6, &out, &len)
+            }
+            guard rc == 0, let out else { throw TesseraError(.io, "encoding a tile as \(format.rawValue) failed: \(VipsRuntime.takeError())") }
+            defer { tsr_free(out) }
+            return Array(UnsafeRawBufferPointer(start: out, count: len))
+        }
+    }
+}
+
+/// Decodes encoded image bytes (JPEG, PNG, TIFF...) to RGB, for checks and readers.
+public enum ImageDecoder {
+    public static func decodeRGB(_ bytes: [UInt8]) throws -> RGBImage {
+        try VipsRuntime.start()
+        var pixels: UnsafeMutablePointer<UInt8>?
+        var w: Int32 = 0, h: Int32 = 0, b: Int32 = 0
+        let rc = bytes.withUnsafeBufferPointer { tsr_decode($0.baseAddress, $0.count, &pixels, &w, &h, &b) }
+        guard rc == 0, let pixels else { throw TesseraError(.corrupt, "decoding image bytes failed: \(VipsRuntime.takeError())") }
+        defer { tsr_free(pixels) }
+        let n = Int(w) * Int(h)
+        var rgb = [UInt8](repeating: 0, count: n * 3)
+        let bands = Int(b)
+        for i in 0..<n {
+            for c in 0..<3 { rgb[3 * i + c] = pixels[i * bands + min(c, bands - 1)] }
+        }
+        return RGBImage(width: Int(w), height: Int(h), pixels: rgb)
+    }
+
+    /// Reads any image file libvips opens, converted to 8-bit RGB as tiling would.
+    public static func readRGB(path: String) throws -> RGBImage {
+        let slide = try Slide.open(path: path)
+        return try slide.rgbLevel(0, depth: try slide.depthMap(.scale)).renderRGB(path: path)
+    }
+}
+
+/// Writes a PNG file from an RGB raster.
+public enum PNGWriter {
+    public static func write(_ image: RGBImage, to path: String) throws {
+        try VipsRuntime.start()
+        let rc = image.pixels.withUnsafeBufferPointer { tsr_png_save($0.baseAddress, Int32(image.width), Int32(image.height), 3, path) }
+        if rc != 0 { throw TesseraError(.io, path: path, "writing PNG failed: \(VipsRuntime.takeError())") }
+    }
+}

@@ -1,0 +1,144 @@
+import ArgumentParser
+import Foundation
+import TesseraCore
+import TesseraPipeline
+import TesseraSlide
+
+extension TissueMethod: ExpressibleByArgument {}
+extension TileFormat: ExpressibleByArgument {}
+extension DepthConversion: ExpressibleByArgument {}
+
+struct TileCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tile",
+        abstract: "Cut slides or images into tissue tiles and write them as WebDataset shards.",
+        discussion: """
+        Rerunning the same command on the same output resumes a killed run. Exit status: 0 all slides \
+        done or skipped, 3 some slides failed (the rest are done), 1 the run could not proceed.
+        """)
+
+    @Argument(help: "Slides, images, or folders of them (walked recursively).")
+    var inputs: [String] = []
+    @Option(name: [.short, .customLong("output")], help: "Output dataset directory.")
+    var output: String?
+    @Option(help: "YAML pipeline file whose `tile:` section gives defaults; flags override it.")
+    var config: String?
+    @Option(help: "Target resolution in µm per pixel (e.g. 0.5).")
+    var mpp: Double?
+    @Option(help: "Target objective magnification (e.g. 20).")
+    var magnification: Double?
+    @Option(name: .customLong("assume-mpp"), help: "µm/px to use for slides that record none.")
+    var assumeMpp: Double?
+    @Flag(name: .customLong("allow-upsample"), help: "Allow targets finer than the scan.")
+    var allowUpsample = false
+    @Option(name: .customLong("tile-size"), help: "Tile side in pixels at the target resolution (default 256).")
+    var tileSize: Int?
+    @Option(help: "Step between tiles in pixels; smaller than the tile size means overlap (default: tile size).")
+    var stride: Int?
+    @Option(name: .customLong("min-tissue"), help: "Minimum tissue fraction for a tile to be kept, 0–1 (default 0.5).")
+    var minTissue: Double?
+    @Option(name: .customLong("tissue"), help: "Tissue detection: otsu (saturation), gray, none (default otsu).")
+    var tissueMethod: TissueMethod?
+    @Option(name: .customLong("mask-size"), help: "Longest side of the tissue-mask thumbnail (default 2048).")
+    var maskSize: Int?
+    @Option(name: .customLong("mask-dir"), help: "Folder of user masks named <slide id>.png (non-zero = tissue).")
+    var maskDir: String?
+    @Option(help: "Tile encoding: jpg, png, rgb8 (default jpg).")
+    var format: TileFormat?
+    @Option(help: "JPEG quality 1–100 (default 90).")
+    var quality: Int?
+    @Option(name: .customLong("shard-size"), help: "Target shard size, e.g. 64MB, 1GiB (default 64MiB).")
+    var shardSize: String?
+    @Option(name: .customLong("depth16"), help: "16-bit to 8-bit: stretch (image min–max) or scale (÷257) (default stretch).")
+    var depth16: DepthConversion?
+    @Flag(name: .customLong("no-thumbnails"), help: "Do not write QC thumbnails.")
+    var noThumbnails = false
+    @Flag(name: .customLong("no-checksum"), help: "Do not record each slide's sha256.")
+    var noChecksum = false
+    @Option(help: "Worker threads (default: cores). Does not change the output.")
+    var workers: Int?
+    @Option(name: .customLong("slide-timeout"), help: "Per-slide watchdog in seconds, 0 = off (default 1800).")
+    var slideTimeout: Double?
+    @Flag(help: "No progress line.")
+    var quiet = false
+
+    func run() throws {
+        var c: TileConfig
+        do {
+            c = try config.map { path in
+                guard let t = try PipelineFile.load(path: path).tile else {
+                    throw TesseraError(.invalidConfig, path: path, "has no `tile:` section")
+                }
+                return t
+            } ?? TileConfig()
+        } catch { throw fail(error) }
+        if !inputs.isEmpty { c.inputs = inputs }
+        if let output { c.output = output }
+        if let mpp { c.mpp = mpp; c.magnification = nil }
+        if let magnification { c.magnification = magnification; if mpp == nil { c.mpp = nil } }
+        if let assumeMpp { c.assumeMpp = assumeMpp }
+        if allowUpsample { c.allowUpsample = true }
+        if let tileSize { c.tileSize = tileSize }
+        if let stride { c.stride = stride }
+        if let minTissue { c.minTissue = minTissue }
+        if let tissueMethod { c.tissueMethod = tissueMethod }
+        if let maskSize { c.maskSize = maskSize }
+        if let maskDir { c.maskDir = maskDir }
+        if let format { c.format = format }
+        if let quality { c.quality = quality }
+        if let shardSize {
+            do { c.shardSize = try ByteSize.parse(shardSize) } catch { throw fail(error) }
+        }
+        if let depth16 { c.depth16 = depth16 }
+        if noThumbnails { c.thumbnails = false }
+        if noChecksum { c.checksumSlides = false }
+        if let workers { c.workers = workers }
+        if let slideTimeout { c.slideTimeout = slideTimeout }
+        if quiet { c.quiet = true }
+        try runTiling(c)
+    }
+}
+
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "run", abstract: "Run a pipeline file (pipelines/*.yaml).")
+    @Argument(help: "Pipeline YAML file.")
+    var pipeline: String
+    @Flag(help: "No progress line.")
+    var quiet = false
+
+    func run() throws {
+        let file: PipelineFile
+        do { file = try PipelineFile.load(path: pipeline) } catch { throw fail(error) }
+        guard var tile = file.tile else {
+            throw fail(TesseraError(.invalidConfig, path: pipeline, "has no stage to run (expected a `tile:` section)"))
+        }
+        if quiet { tile.quiet = true }
+        try runTiling(tile)
+    }
+}
+
+struct InspectCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "inspect", abstract: "Per-slide and per-shard counts of a dataset.")
+    @Argument(help: "Dataset directory.")
+    var directory: String
+    func run() throws {
+        do { print(try DatasetInspector.report(directory: directory)) } catch { throw fail(error) }
+    }
+}
+
+struct VerifyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "verify", abstract: "Recheck every shard against the manifest; non-zero exit on any mismatch.")
+    @Argument(help: "Dataset directory.")
+    var directory: String
+    func run() throws {
+        let problems: [String]
+        do { problems = try DatasetVerifier.verify(directory: directory) } catch { throw fail(error) }
+        if problems.isEmpty {
+            print("\(directory): OK")
+        } else {
+            for p in problems { print("problem: \(p)") }
+            print("\(directory): \(problems.count) problem(s)")
+            throw ExitCode(2)
+        }
+    }
+}
