@@ -14,6 +14,9 @@ int tsr_init(void) {
     g_log_set_handler("VIPS", G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE, quiet_log, NULL);
     // Tiles are read once each: the operation cache would only hold memory.
     vips_cache_set_max(0);
+    // ImageMagick would "open" damaged slides slowly and unpredictably; libvips' own loaders and
+    // OpenSlide cover every format Tessera supports.
+    vips_operation_block_set("VipsForeignLoadMagick", TRUE);
     vips_cache_set_max_mem(0);
     vips_cache_set_max_files(0);
     return 0;

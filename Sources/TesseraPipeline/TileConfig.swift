@@ -29,6 +29,9 @@ public struct TileConfig: Codable, Sendable, Equatable {
     public var thumbnails = true
     /// Record each slide's sha256 in the manifest.
     public var checksumSlides = true
+    /// Copy the slide's own JPEG tiles into shards undecoded when the grid coincides with its tile
+    /// grid (level used as is, tile size = stride = the TIFF tile size, JPEG output).
+    public var passThrough = true
     // Settings below do not change the output bytes and are not part of the config hash.
     public var workers: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)
     /// Per-slide time limit in seconds (watchdog); 0 disables it.
@@ -43,7 +46,7 @@ public struct TileConfig: Codable, Sendable, Equatable {
         case inputs, output, mpp, magnification, assumeMpp = "assume_mpp", allowUpsample = "allow_upsample"
         case tileSize = "tile_size", stride, minTissue = "min_tissue", tissueMethod = "tissue_method"
         case maskSize = "mask_size", maskDir = "mask_dir", format, quality, shardSize = "shard_size"
-        case depth16 = "depth16", thumbnails, checksumSlides = "checksum_slides", workers
+        case depth16 = "depth16", thumbnails, checksumSlides = "checksum_slides", passThrough = "pass_through", workers
         case slideTimeout = "slide_timeout", readRun = "read_run", quiet
     }
 
@@ -72,6 +75,7 @@ public struct TileConfig: Codable, Sendable, Equatable {
         depth16 = try c.decodeIfPresent(DepthConversion.self, forKey: .depth16) ?? d.depth16
         thumbnails = try c.decodeIfPresent(Bool.self, forKey: .thumbnails) ?? d.thumbnails
         checksumSlides = try c.decodeIfPresent(Bool.self, forKey: .checksumSlides) ?? d.checksumSlides
+        passThrough = try c.decodeIfPresent(Bool.self, forKey: .passThrough) ?? d.passThrough
         workers = try c.decodeIfPresent(Int.self, forKey: .workers) ?? d.workers
         slideTimeout = try c.decodeIfPresent(Double.self, forKey: .slideTimeout) ?? d.slideTimeout
         readRun = try c.decodeIfPresent(Int.self, forKey: .readRun) ?? d.readRun
@@ -135,6 +139,7 @@ public struct TileConfig: Codable, Sendable, Equatable {
         o.tissue.method = tissueMethod
         o.maskSize = maskSize
         o.depth = depth16
+        o.allowPassThrough = format == .jpg && passThrough
         return o
     }
 }

@@ -320,10 +320,15 @@ public final class TileRun: @unchecked Sendable {
                     ctx.reader = try prepared.makeReader()
                     ctx.readerOf = ObjectIdentifier(prepared)
                 }
-                let tiles = try ctx.reader!.read(range)
+                let encoded: [[UInt8]]
+                if let compressed = try ctx.reader!.readCompressed(range) {
+                    encoded = compressed
+                } else {
+                    encoded = try ctx.reader!.read(range).map { try encoder.encode($0) }
+                }
                 var samples: [ShardSample] = []
                 let first = max(range.lowerBound, skip)
-                for (i, tile) in zip(range, tiles) where i >= skip {
+                for (i, bytes) in zip(range, encoded) where i >= skip {
                     let pos = prepared.positions[i]
                     let key = SampleMetadata.key(slideId: slideId, x: pos.level0X, y: pos.level0Y)
                     let meta = SampleMetadata(
@@ -334,7 +339,7 @@ public final class TileRun: @unchecked Sendable {
                         mppEstimated: prepared.plan.mppSource.isEstimate,
                         tissueFraction: (pos.tissue * 10_000).rounded() / 10_000, format: encoder.format.rawValue,
                         stain: "none", label: nil, patientId: nil)
-                    samples.append(ShardSample(key: key, files: [(ext: encoder.format.fileExtension, bytes: try encoder.encode(tile)),
+                    samples.append(ShardSample(key: key, files: [(ext: encoder.format.fileExtension, bytes: bytes),
                                                                  (ext: "json", bytes: [UInt8](try CanonicalJSON.encode(meta)))]))
                 }
                 return .tiles(index: index, first: first, samples: samples)

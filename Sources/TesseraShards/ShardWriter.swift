@@ -31,7 +31,9 @@ public struct ShardWriterError: Error, CustomStringConvertible, Sendable {
 /// `NAME.tar` is always complete and already has its `NAME.idx` (both are written as `.tmp`, fsynced,
 /// and renamed index-first); each completed shard except the last is at least `targetBytes` long and
 /// every shard holds at least one sample. After any I/O error the writer removes its temporary files
-/// and refuses further use. Not thread-safe: use from one thread.
+/// and refuses further use. A completed shard replaces any older file of the same name.
+/// Not thread-safe: call from one thread (SHA-256 runs internally on a private serial queue so it
+/// overlaps the writes).
 public final class ShardWriter {
     public let directory: URL
     public let prefix: String
@@ -104,7 +106,9 @@ public final class ShardWriter {
     }
 
     /// Appends a sample to the open shard (opening one if needed). Returns the info of the shard this
-    /// append completed, if it pushed the shard to `targetBytes`.
+    /// append completed: a shard is closed as soon as its finished size (including the 1 KiB
+    /// end-of-archive marker) reaches `targetBytes`. Invalid samples throw `ShardWriterError` before
+    /// anything is written and leave the writer usable; I/O errors throw `ShardIOError` and end it.
     public func append(_ sample: ShardSample) throws -> ShardInfo? {
         try checkUsable()
         let headers = try Self.prepareHeaders(for: sample)
@@ -188,7 +192,7 @@ public final class ShardWriter {
 
     // MARK: - Buffered output
 
-    /// Copies bytes that are known to fit in the buffer after `flushIfFull`-style checks (at most one block).
+    /// Caller guarantees the bytes fit: at most one block, which `flushIfFull` always leaves free.
     private func emit(_ bytes: UnsafeRawBufferPointer, crc: inout UInt32) {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return }
         crc = CRC32C.checksum(bytes, continuing: crc)

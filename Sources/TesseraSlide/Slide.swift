@@ -67,6 +67,11 @@ public final class Slide: @unchecked Sendable {
         }
         // libvips names loaders by class ("VipsForeignLoadOpenslideFile"); keep the short operation name.
         let loader = shortLoaderName(String(cString: loaderC))
+        if loader == "magickload" {
+            // Only ImageMagick claims it (it is blocked): a damaged or truncated slide, or a foreign format.
+            throw TesseraError(.corrupt, path: path, "not readable as a slide or image (no libvips or OpenSlide loader accepts it; truncated or damaged?)",
+                               hint: "check the file's size and checksum against the original, or re-export it")
+        }
         if loader == "openslideload" {
             return try openWithOpenSlide(path: path)
         }

@@ -11,6 +11,9 @@ public final class PreparedSlide: @unchecked Sendable {
     public let mask: TissueMask
     public let thumbnail: RGBImage
     public let positions: [TilePosition]
+    /// The TIFF page whose compressed tiles are copied as they are, when the grid coincides with
+    /// the slide's JPEG tile grid and no pixel change is asked for.
+    public let passThroughPage: Int?
     let work: VipsImageRef
 
     /// Options that shape what is cut from a slide.
@@ -24,10 +27,14 @@ public final class PreparedSlide: @unchecked Sendable {
         public var depth: DepthConversion = .stretch
         /// An optional user mask image (non-zero = tissue), used instead of detection.
         public var userMaskPath: String?
+        /// Copy compressed JPEG tiles without decoding when the grid allows it (JPEG output, no pixel change).
+        public var allowPassThrough = false
         public init() {}
     }
 
-    init(slide: Slide, plan: TilePlan, grid: TileGrid, mask: TissueMask, thumbnail: RGBImage, positions: [TilePosition], work: VipsImageRef) {
+    init(slide: Slide, plan: TilePlan, grid: TileGrid, mask: TissueMask, thumbnail: RGBImage, positions: [TilePosition],
+         passThroughPage: Int?, work: VipsImageRef) {
+        self.passThroughPage = passThroughPage
         self.slide = slide
         self.plan = plan
         self.grid = grid
@@ -61,7 +68,15 @@ public final class PreparedSlide: @unchecked Sendable {
                             level0PerPixel: plan.level0PerPixel)
         let positions = grid.positions(mask: options.tissue.method == .none && options.userMaskPath == nil ? nil : mask,
                                        minTissue: options.minTissue)
-        return PreparedSlide(slide: slide, plan: plan, grid: grid, mask: mask, thumbnail: thumbnail, positions: positions, work: work)
+        var passThrough: Int? = nil
+        if options.allowPassThrough, plan.scale == 1, options.stride == options.tileSize, !slide.isHighDepth,
+           case .tiffPage(let page) = slide.sources[plan.level],
+           let layout = RawJPEGTiles.layout(path: slide.path, page: page), layout.isPassThroughCapable,
+           layout.tileWidth == options.tileSize, layout.tileHeight == options.tileSize {
+            passThrough = page
+        }
+        return PreparedSlide(slide: slide, plan: plan, grid: grid, mask: mask, thumbnail: thumbnail, positions: positions,
+                             passThroughPage: passThrough, work: work)
     }
 
     /// A thumbnail whose longest side is at most `maxSide`, made from the coarsest level that is
@@ -103,10 +118,18 @@ public final class PreparedSlide: @unchecked Sendable {
 public final class TileReader {
     private let prepared: PreparedSlide
     private let region: VipsRegionReader
+    private let raw: RawJPEGTiles?
 
     init(_ prepared: PreparedSlide) throws {
         self.prepared = prepared
         self.region = try VipsRegionReader(prepared.work)
+        self.raw = try prepared.passThroughPage.map { try RawJPEGTiles(path: prepared.slide.path, page: $0) }
+    }
+
+    /// The unit's tiles as the slide's own compressed JPEG bytes; nil when the slide is not pass-through.
+    public func readCompressed(_ unit: Range<Int>) throws -> [[UInt8]]? {
+        guard let raw else { return nil }
+        return try unit.map { try raw.jpeg(x: prepared.positions[$0].x, y: prepared.positions[$0].y) }
     }
 
     /// Reads the tiles of a unit with one strip fetch, then cuts them out of the strip.

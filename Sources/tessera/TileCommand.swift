@@ -55,6 +55,8 @@ struct TileCommand: ParsableCommand {
     var noThumbnails = false
     @Flag(name: .customLong("no-checksum"), help: "Do not record each slide's sha256.")
     var noChecksum = false
+    @Flag(name: .customLong("no-pass-through"), help: "Always decode and re-encode, even where the slide's own JPEG tiles could be copied.")
+    var noPassThrough = false
     @Option(help: "Worker threads (default: cores). Does not change the output.")
     var workers: Int?
     @Option(name: .customLong("slide-timeout"), help: "Per-slide watchdog in seconds, 0 = off (default 1800).")
@@ -92,6 +94,7 @@ struct TileCommand: ParsableCommand {
         if let depth16 { c.depth16 = depth16 }
         if noThumbnails { c.thumbnails = false }
         if noChecksum { c.checksumSlides = false }
+        if noPassThrough { c.passThrough = false }
         if let workers { c.workers = workers }
         if let slideTimeout { c.slideTimeout = slideTimeout }
         if quiet { c.quiet = true }

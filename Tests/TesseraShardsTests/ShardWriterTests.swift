@@ -53,13 +53,14 @@ final class ShardWriterTests: XCTestCase {
         var text: String { String(decoding: stdout, as: UTF8.self) }
     }
 
-    private func run(_ executable: String, _ arguments: [String]) throws -> Run {
+    private func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> Run {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         // stderr goes to a file so a chatty child cannot block on a second full pipe.
         let errURL = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-stderr-\(UUID().uuidString).txt")
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: errURL) }
         let errHandle = try FileHandle(forWritingTo: errURL)
         let out = Pipe()
@@ -166,11 +167,11 @@ final class ShardWriterTests: XCTestCase {
             XCTAssertEqual(result.stderr, "", "tar should not warn")
             listed += result.text.split(separator: "\n").map(String.init)
 
-            let verbose = try run("/bin/tar", ["tvf", url(info.name).path])
+            let verbose = try run("/bin/tar", ["--full-time", "-tvf", url(info.name).path], environment: ["TZ": "UTC"])
             XCTAssertEqual(verbose.status, 0, verbose.stderr)
             for line in verbose.text.split(separator: "\n") {
                 XCTAssertTrue(line.hasPrefix("-rw-r--r-- 0/0"), "unexpected tar tvf line: \(line)")
-                XCTAssertTrue(line.contains("1970-01-01 00:00"), "mtime should be 0: \(line)")
+                XCTAssertTrue(line.contains(" 1970-01-01 00:00:00 "), "mtime should be 0: \(line)")
             }
         }
         XCTAssertEqual(listed, samples.flatMap { s in s.files.map { "\(s.key).\($0.ext)" } })
@@ -374,7 +375,15 @@ final class ShardWriterTests: XCTestCase {
         ])
         try hostile.encoded().write(to: idxURL)
         let problems = ShardVerifier.verify(shardAt: url(info.name), expected: info)
-        XCTAssertFalse(problems.isEmpty)
+        XCTAssertTrue(problems.contains { $0.contains("extends past the end") }, problems.joined(separator: "\n"))
+        XCTAssertTrue(problems.contains { $0.contains("must be [dataOffset, length]") }, problems.joined(separator: "\n"))
+
+        // Random bytes in place of the tar: reported, not a crash.
+        var rng = TestRNG(seed: 77)
+        try Data((0..<5000).map { _ in UInt8.random(in: 0...255, using: &rng) }).write(to: url(info.name))
+        let garbage = ShardVerifier.verify(shardAt: url(info.name), expected: info).joined(separator: "\n")
+        XCTAssertTrue(garbage.contains("tar structure invalid"), garbage)
+        XCTAssertTrue(garbage.contains("SHA-256 mismatch"), garbage)
     }
 
     // MARK: TarFormat

@@ -68,3 +68,17 @@ int tsr_png_save(const uint8_t *pixels, int width, int height, int bands, const 
 int tsr_decode(const void *buf, size_t len, uint8_t **pixels, int *width, int *height, int *bands);
 
 #endif
+
+// ---- Raw JPEG tiles of a TIFF page through libtiff (no decode) ----
+typedef struct tsr_tiff tsr_tiff;
+/// Opens one page (directory) of a TIFF; NULL on failure (message via tsr_tiff_last_error).
+tsr_tiff *tsr_tiff_open(const char *path, int page);
+void tsr_tiff_close(tsr_tiff *t);
+/// Layout of the page: tile size (0 when stripped), compression and photometric TIFF codes.
+void tsr_tiff_info(tsr_tiff *t, int *width, int *height, int *tile_width, int *tile_height,
+                   int *compression, int *photometric, int *samples_per_pixel);
+/// The compressed tile at tile column tx, row ty as a standalone JPEG (JPEGTables spliced in,
+/// an Adobe marker added for RGB-photometric pages so decoders do not assume YCbCr).
+/// Caller frees *out with free().
+int tsr_tiff_jpeg_tile(tsr_tiff *t, int tx, int ty, uint8_t **out, size_t *len);
+const char *tsr_tiff_last_error(void);

@@ -1,0 +1,218 @@
+import Foundation
+import TesseraCore
+@testable import TesseraPipeline
+import TesseraShards
+import TesseraSlide
+import TesseraTestSupport
+import XCTest
+
+final class TileRunTests: XCTestCase {
+    func config(_ inputs: [String], _ out: String, _ edit: (inout TileConfig) -> Void = { _ in }) -> TileConfig {
+        var c = TileConfig()
+        c.inputs = inputs
+        c.output = out
+        c.quiet = true
+        c.workers = 2
+        edit(&c)
+        return c
+    }
+
+    func shardBytes(_ dir: String) throws -> [String: Data] {
+        var out: [String: Data] = [:]
+        for name in try FileManager.default.contentsOfDirectory(atPath: dir + "/shards") {
+            out[name] = try Data(contentsOf: URL(fileURLWithPath: dir + "/shards/" + name))
+        }
+        return out
+    }
+
+    func testTilesRealSlideIntoVerifiedShardsWithMetadata() throws {
+        let out = Fixtures.tempDir(self) + "/ds"
+        let summary = try TileRun(config: config([Fixtures.svs], out) { $0.mpp = 0.5; $0.format = .png }).run()
+        XCTAssertEqual(summary.failed, 0)
+        XCTAssertGreaterThan(summary.samples, 10)
+        let manifest = try DatasetManifest.load(directory: out)
+        XCTAssertEqual(manifest.status, .complete)
+        XCTAssertEqual(manifest.slides.count, 1)
+        XCTAssertEqual(manifest.slides[0].sha256, "ed92d5a9f2e86df67640d6f92ce3e231419ce127131697fbbce42ad5e002c8a7")
+        XCTAssertEqual(manifest.slides[0].samples, summary.samples)
+        XCTAssertEqual(manifest.slides[0].mppSource, "openslide.mpp-x")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/" + (manifest.slides[0].thumbnail ?? "none")))
+        XCTAssertEqual(try DatasetVerifier.verify(directory: out), [])
+
+        // GNU tar lists every sample as KEY.png + KEY.json.
+        let shard = out + "/shards/" + manifest.shards[0].name
+        let listing = try Fixtures.run("tar", ["tf", shard]).out.split(separator: "\n")
+        XCTAssertEqual(listing.count, 2 * manifest.shards[0].samples)
+        XCTAssertTrue(listing[0].hasSuffix(".png"))
+        XCTAssertTrue(listing[1].hasSuffix(".json"))
+
+        // A stored tile decodes to exactly the pixels at its recorded level-0 position.
+        let index = try ShardIndex.load(from: ShardIndex.indexURL(forShardAt: URL(fileURLWithPath: shard)))
+        let entry = index.samples[index.samples.count / 2]
+        let data = try Data(contentsOf: URL(fileURLWithPath: shard))
+        func member(_ ext: String) -> [UInt8] {
+            let r = entry.members[ext]!
+            return [UInt8](data[r[0]..<(r[0] + r[1])])
+        }
+        let meta = try JSONDecoder().decode(SampleMetadata.self, from: Data(member("json")))
+        XCTAssertEqual(meta.key, entry.key)
+        XCTAssertEqual(meta.slideId, "CMU-1-Small-Region")
+        XCTAssertEqual(meta.mpp ?? 0, 0.499, accuracy: 1e-9)
+        XCTAssertGreaterThanOrEqual(meta.tissueFraction, 0.5)
+        let tile = try ImageDecoder.decodeRGB(member("png"))
+        let truth = try Slide.open(path: Fixtures.svs).readRegion(x: meta.x, y: meta.y, width: 256, height: 256)
+        XCTAssertEqual(tile, truth)
+    }
+
+    func testOutputIsByteIdenticalForOneAndTwoWorkers() throws {
+        let base = Fixtures.tempDir(self)
+        let pyramid = try Fixtures.pyramid(self)
+        for w in [1, 2] {
+            _ = try TileRun(config: config([Fixtures.svs, pyramid], base + "/w\(w)") {
+                $0.workers = w; $0.mpp = 0.75; $0.shardSize = 100_000; $0.stride = 192; $0.minTissue = 0.3
+            }).run()
+        }
+        let one = try shardBytes(base + "/w1"), two = try shardBytes(base + "/w2")
+        XCTAssertGreaterThan(one.count, 4)
+        XCTAssertEqual(one, two)
+        let m1 = try DatasetManifest.load(directory: base + "/w1"), m2 = try DatasetManifest.load(directory: base + "/w2")
+        XCTAssertEqual(m1.shards, m2.shards)
+        XCTAssertEqual(m1.configHash, m2.configHash)
+        // The pyramid was downsampled (0.75 µm/px lies between its levels).
+        XCTAssertEqual(m1.slides[1].level0PerPixel ?? 0, 0.75 / 0.499, accuracy: 1e-3)
+    }
+
+    /// Simulates a run killed after its second shard: later shards, a half-written temporary shard
+    /// and a shard completed after the last manifest update are on disk. Rerunning the same command
+    /// ends byte-identical to an uninterrupted run.
+    func testResumeAfterKillIsByteIdentical() throws {
+        let base = Fixtures.tempDir(self)
+        let inputs = [Fixtures.svs, Fixtures.fixture("ihc.png"), Fixtures.fixture("BloodImage_00000.jpg")]
+        let edit: (inout TileConfig) -> Void = { $0.shardSize = 60_000; $0.minTissue = 0.2; $0.stride = 200 }
+        _ = try TileRun(config: config(inputs, base + "/full", edit)).run()
+        let full = try shardBytes(base + "/full")
+        let manifest = try DatasetManifest.load(directory: base + "/full")
+        XCTAssertGreaterThan(manifest.shards.count, 5)
+
+        // Build the killed state from a fresh run interrupted through the manifest's own resume record.
+        let killed = base + "/killed"
+        _ = try TileRun(config: config(inputs, killed, edit)).run()
+        var m = try DatasetManifest.load(directory: killed)
+        let keep = 2
+        // The resume point after shard 2: the slide and sample at which shard 3 started.
+        var counted = 0, slide = m.slides.count, done = 0
+        let keptSamples = m.shards.prefix(keep).reduce(0) { $0 + $1.samples }
+        for (i, s) in m.slides.enumerated() {
+            if counted + s.samples > keptSamples { slide = i; done = keptSamples - counted; break }
+            counted += s.samples
+        }
+        m.status = .inProgress
+        m.resume = ResumePoint(slide: slide, samplesDone: done, nextShard: keep)
+        m.slides = Array(m.slides.prefix(slide))
+        let extra = m.shards[keep].name
+        m.shards = Array(m.shards.prefix(keep))
+        try m.save(directory: killed)
+        // Shard 3 complete on disk but not in the manifest, shard 4 half-written as .tmp, later ones gone.
+        for name in try FileManager.default.contentsOfDirectory(atPath: killed + "/shards") {
+            let n = Int(name.dropFirst(6).prefix(6)) ?? 0
+            if n > keep { try FileManager.default.removeItem(atPath: killed + "/shards/" + name) }
+        }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: killed + "/shards/" + extra))
+        try Data(repeating: 7, count: 1000).write(to: URL(fileURLWithPath: killed + "/shards/shard-000003.tar.tmp"))
+
+        let resumed = try TileRun(config: config(inputs, killed, edit)).run()
+        XCTAssertFalse(resumed.alreadyComplete)
+        XCTAssertEqual(try shardBytes(killed), full)
+        let after = try DatasetManifest.load(directory: killed)
+        XCTAssertEqual(after.shards, manifest.shards)
+        XCTAssertEqual(after.slides, manifest.slides)
+        XCTAssertEqual(try DatasetVerifier.verify(directory: killed), [])
+        // A second rerun is a no-op.
+        XCTAssertTrue(try TileRun(config: config(inputs, killed, edit)).run().alreadyComplete)
+    }
+
+    func testBadSlidesAreRecordedAndTheRestComplete() throws {
+        let dir = Fixtures.tempDir(self)
+        let inputs = Fixtures.tempDir(self)
+        for name in ["broken.svs", "unopenable.tiff", "unreadable.svs", "ihc.png"] {
+            try FileManager.default.copyItem(atPath: Fixtures.fixture(name), toPath: inputs + "/" + name)
+        }
+        try FileManager.default.copyItem(atPath: Fixtures.svs, toPath: inputs + "/cmu.svs")
+        FileManager.default.createFile(atPath: inputs + "/zero.svs", contents: Data())
+        let data = try Data(contentsOf: URL(fileURLWithPath: Fixtures.svs))
+        try data.prefix(data.count / 3).write(to: URL(fileURLWithPath: inputs + "/truncated.svs"))
+        let summary = try TileRun(config: config([inputs], dir + "/ds") { $0.mpp = 0.5 }).run()
+        let m = try DatasetManifest.load(directory: dir + "/ds")
+        let status = Dictionary(uniqueKeysWithValues: m.slides.map { ($0.id, $0.status) })
+        XCTAssertEqual(status["cmu"], .done)
+        for bad in ["broken", "unopenable", "unreadable", "zero", "truncated"] {
+            XCTAssertEqual(status[bad], .failed, bad)
+            let r = m.slides.first { $0.id == bad }!
+            XCTAssertTrue(r.reason?.contains(r.path) ?? false, "\(bad): \(r.reason ?? "")")
+        }
+        // ihc.png has no µm/px: failed with the hint, not silently tiled at the wrong scale.
+        XCTAssertEqual(status["ihc"], .failed)
+        XCTAssertEqual(m.slides.first { $0.id == "ihc" }?.errorKind, "missing-resolution")
+        XCTAssertEqual(summary.failed, 6)
+        XCTAssertGreaterThan(m.slides.first { $0.id == "cmu" }!.samples, 0)
+        XCTAssertEqual(try DatasetVerifier.verify(directory: dir + "/ds"), [])
+    }
+
+    func testMicroscopyFolderAtNativeResolution() throws {
+        let out = Fixtures.tempDir(self) + "/ds"
+        let inputs = Fixtures.tempDir(self)
+        for name in ["img2d.tif", "TUM-AACHEHDV.tif", "BloodImage_00000.jpg", "he-source-rgba.png", "small.svs"] {
+            try FileManager.default.createDirectory(atPath: inputs + "/sub", withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: Fixtures.fixture(name), toPath: inputs + "/sub/" + name)
+        }
+        let s = try TileRun(config: config([inputs], out) { $0.tissueMethod = .none; $0.minTissue = 0; $0.tileSize = 224 }).run()
+        let m = try DatasetManifest.load(directory: out)
+        XCTAssertEqual(s.failed, 0)
+        let byId = Dictionary(uniqueKeysWithValues: m.slides.map { ($0.id, $0) })
+        XCTAssertEqual(byId["sub__img2d"]?.samples, 4)  // 512² → 2×2 tiles of 224
+        XCTAssertEqual(byId["sub__TUM-AACHEHDV"]?.samples, 1)
+        XCTAssertEqual(byId["sub__small"]?.status, .skipped)  // 16×16 is smaller than a tile
+        XCTAssertTrue(byId["sub__small"]?.reason?.contains("smaller") ?? false)
+    }
+
+    func testSettingsAndOutputProtection() throws {
+        let dir = Fixtures.tempDir(self)
+        XCTAssertThrowsError(try TileRun(config: config([Fixtures.svs], dir + "/a") { $0.minTissue = 1.5 }).run()) {
+            XCTAssertTrue("\($0)".contains("min-tissue"))
+        }
+        XCTAssertThrowsError(try TileRun(config: config([Fixtures.svs], dir + "/a") { $0.tileSize = 0 }).run())
+        XCTAssertThrowsError(try ByteSize.parse("lots"))
+        XCTAssertEqual(try ByteSize.parse("64MB"), 64_000_000)
+        XCTAssertEqual(try ByteSize.parse("1GiB"), 1 << 30)
+        _ = try TileRun(config: config([Fixtures.svs], dir + "/b") { $0.mpp = 0.5 }).run()
+        // The same output with other settings is refused rather than mixed.
+        XCTAssertThrowsError(try TileRun(config: config([Fixtures.svs], dir + "/b") { $0.mpp = 1.0 }).run()) {
+            XCTAssertEqual(($0 as? TesseraError)?.kind, .mismatch)
+        }
+        // workers do not change the output, so they are not a different setting.
+        XCTAssertTrue(try TileRun(config: config([Fixtures.svs], dir + "/b") { $0.mpp = 0.5; $0.workers = 1 }).run().alreadyComplete)
+        // A second writer on the same directory is refused while the first holds the lock.
+        let lock = try DirectoryLock(directory: dir + "/b", purpose: "writing")
+        XCTAssertThrowsError(try DirectoryLock(directory: dir + "/b", purpose: "writing")) {
+            XCTAssertEqual(($0 as? TesseraError)?.kind, .busy)
+        }
+        withExtendedLifetime(lock) {}
+    }
+
+    func testPipelineFileRejectsUnknownKeysAndWrongTypes() throws {
+        let dir = Fixtures.tempDir(self)
+        try "tile:\n  inputs: [a]\n  output: b\n  tile_sise: 256\n".write(toFile: dir + "/typo.yaml", atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try PipelineFile.load(path: dir + "/typo.yaml")) { XCTAssertTrue("\($0)".contains("tile_sise")) }
+        try "tile:\n  inputs: [a]\n  output: b\n  tile_size: big\n".write(toFile: dir + "/type.yaml", atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try PipelineFile.load(path: dir + "/type.yaml")) { XCTAssertTrue("\($0)".contains("tile_size")) }
+        let demo = try PipelineFile.load(path: Fixtures.root + "/pipelines/demo.yaml")
+        XCTAssertEqual(demo.tile?.mpp, 0.5)
+        XCTAssertEqual(demo.tile?.shardSize, 64_000_000)
+    }
+
+    func testSlideIdsAreSafeKeys() throws {
+        XCTAssertEqual(SlideDiscovery.id(forRelativePath: "a/b/CMU-1.v2.svs"), "a__b__CMU-1_v2")
+        XCTAssertEqual(SlideDiscovery.id(forRelativePath: "../../etc/passwd.png"), "etc__passwd")
+        XCTAssertEqual(SlideDiscovery.id(forRelativePath: "Präparat 3.tif"), "Pr_parat_3")
+    }
+}
