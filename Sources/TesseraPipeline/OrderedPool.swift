@@ -5,41 +5,64 @@ import TesseraSlide
 ///
 /// Guarantees: jobs are processed concurrently but results come out in submission order;
 /// at most `capacity` jobs are in flight or waiting to be consumed, so `submit` blocks
-/// (back-pressure) and memory stays bounded whatever the input size.
+/// (back-pressure) and memory stays bounded whatever the input size. A job running longer
+/// than `stuckLimit` is abandoned: its thread is left to finish or hang on its own, its result
+/// is replaced, and a fresh worker takes its place, so one stuck call never stops the run.
 final class OrderedPool<Job, Output, Context>: @unchecked Sendable {
     private let cond = NSCondition()
     private var queue: [(Int, Job)] = []
     private var queueHead = 0
     private var results: [Int: Output] = [:]
+    private var running: [Int: (started: Date, job: Job)] = [:]
+    private var abandoned = Set<Int>()
     private var submitted = 0
     private var consumed = 0
     private var closed = false
+    private var liveWorkers = 0
     private let capacity: Int
-    private var threads: [Thread] = []
-    private let running = DispatchGroup()
+    private let makeContext: @Sendable () -> Context
+    private let process: @Sendable (Job, Context) -> Output
+    private var workerCount = 0
 
     init(workers: Int, capacity: Int, makeContext: @escaping @Sendable () -> Context,
          process: @escaping @Sendable (Job, Context) -> Output) {
         self.capacity = max(capacity, workers)
-        for i in 0..<workers {
-            running.enter()
-            let t = Thread { [self] in
-                let context = makeContext()
-                while let (seq, job) = self.take() {
-                    let out = process(job, context)
-                    self.cond.lock()
-                    self.results[seq] = out
-                    self.cond.broadcast()
-                    self.cond.unlock()
+        self.makeContext = makeContext
+        self.process = process
+        cond.lock()
+        for _ in 0..<workers { startWorker() }
+        cond.unlock()
+    }
+
+    /// Must be called with `cond` held.
+    private func startWorker() {
+        liveWorkers += 1
+        workerCount += 1
+        let t = Thread { [self] in
+            let context = makeContext()
+            while let (seq, job) = take() {
+                let out = process(job, context)
+                cond.lock()
+                running.removeValue(forKey: seq)
+                if abandoned.remove(seq) != nil {
+                    // A replacement worker already took this thread's place.
+                    cond.unlock()
+                    VipsRuntime.threadShutdown()
+                    return
                 }
-                VipsRuntime.threadShutdown()
-                self.running.leave()
+                results[seq] = out
+                cond.broadcast()
+                cond.unlock()
             }
-            t.name = "tessera-worker-\(i)"
-            t.stackSize = 4 << 20
-            threads.append(t)
-            t.start()
+            VipsRuntime.threadShutdown()
+            cond.lock()
+            liveWorkers -= 1
+            cond.broadcast()
+            cond.unlock()
         }
+        t.name = "tessera-worker-\(workerCount)"
+        t.stackSize = 4 << 20
+        t.start()
     }
 
     private func take() -> (Int, Job)? {
@@ -49,6 +72,7 @@ final class OrderedPool<Job, Output, Context>: @unchecked Sendable {
         let item = queue[queueHead]
         queueHead += 1
         if queueHead > 1024 { queue.removeFirst(queueHead); queueHead = 0 }
+        running[item.0] = (Date(), item.1)
         return item
     }
 
@@ -69,12 +93,21 @@ final class OrderedPool<Job, Output, Context>: @unchecked Sendable {
         cond.unlock()
     }
 
-    /// The next result in submission order; nil once closed and drained.
-    func next() -> Output? {
+    /// The next result in submission order; nil once closed and drained. When the awaited job has
+    /// run longer than `stuckLimit` seconds, returns `stuck(job)` in its place.
+    func next(stuckLimit: TimeInterval? = nil, stuck: (Job) -> Output) -> Output? {
         cond.lock(); defer { cond.unlock() }
         while results[consumed] == nil {
             if closed && consumed == submitted { return nil }
-            cond.wait()
+            if let limit = stuckLimit, let r = running[consumed], Date().timeIntervalSince(r.started) > limit {
+                abandoned.insert(consumed)
+                running.removeValue(forKey: consumed)
+                liveWorkers -= 1
+                startWorker()
+                results[consumed] = stuck(r.job)
+                break
+            }
+            _ = cond.wait(until: Date().addingTimeInterval(stuckLimit == nil ? 3600 : 0.5))
         }
         let out = results.removeValue(forKey: consumed)!
         consumed += 1
@@ -82,6 +115,10 @@ final class OrderedPool<Job, Output, Context>: @unchecked Sendable {
         return out
     }
 
-    /// Waits for the worker threads to end (after `close` and draining).
-    func join() { running.wait() }
+    /// Waits for the worker threads to end (after `close` and draining); abandoned ones are not waited for.
+    func join() {
+        cond.lock()
+        while liveWorkers > 0 { cond.wait() }
+        cond.unlock()
+    }
 }

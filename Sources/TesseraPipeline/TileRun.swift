@@ -120,7 +120,7 @@ public final class TileRun: @unchecked Sendable {
                 let input = inputs[index]
                 let skip = index == resume.slide ? resume.samplesDone : 0
                 let sha = config.checksumSlides ? try? SHA256.hexDigest(ofFileAt: input.path) : nil
-                let prepared = prepare(input)
+                let prepared = prepareWithWatchdog(input)
                 pool.submit(.slide(index: index, input: input, prepared: prepared, sha256: sha, skipBefore: skip))
                 if case .success(let p) = prepared {
                     for unit in p.units(maxTiles: config.readRun) where unit.upperBound > skip {
@@ -180,7 +180,13 @@ public final class TileRun: @unchecked Sendable {
             try manifest.save(directory: out)
         }
 
-        while let output = pool.next() {
+        let stuckLimit: TimeInterval? = config.slideTimeout > 0 ? config.slideTimeout : nil
+        while let output = pool.next(stuckLimit: stuckLimit, stuck: { job in
+            guard case .unit(let index, _, let p, _, _) = job else { return .cancelled(index: -1) }
+            return .failed(index: index, error: TesseraError(.timeout, path: p.slide.path,
+                "stopped by the watchdog: reading tiles took longer than \(Int(config.slideTimeout)) s (slide_timeout)",
+                hint: "the file may be damaged or on a stalled mount; raise --slide-timeout if the slide is just huge"))
+        }) {
             if failure != nil { continue }  // drain so the producer can finish
             do {
                 switch output {
@@ -286,6 +292,30 @@ public final class TileRun: @unchecked Sendable {
                 try FileManager.default.removeItem(atPath: dir + "/" + name)
             }
         }
+    }
+
+    /// Result box for a preparation that may never return.
+    final class PrepareBox: @unchecked Sendable { var result: Result<PreparedSlide, TesseraError>? }
+
+    /// Opens and prepares a slide on its own thread; gives up after `slideTimeout` seconds,
+    /// leaving the stuck thread behind (a hung libvips or OpenSlide call cannot be interrupted).
+    private func prepareWithWatchdog(_ input: InputFile) -> Result<PreparedSlide, TesseraError> {
+        guard config.slideTimeout > 0 else { return prepare(input) }
+        let box = PrepareBox()
+        let done = DispatchSemaphore(value: 0)
+        let t = Thread { [self] in
+            box.result = prepare(input)
+            done.signal()
+            VipsRuntime.threadShutdown()
+        }
+        t.stackSize = 8 << 20
+        t.start()
+        if done.wait(timeout: .now() + config.slideTimeout) == .timedOut {
+            return .failure(TesseraError(.timeout, path: input.path,
+                "stopped by the watchdog: opening the slide took longer than \(Int(config.slideTimeout)) s (slide_timeout)",
+                hint: "the file may be damaged or on a stalled mount; raise --slide-timeout if the slide is just huge"))
+        }
+        return box.result!
     }
 
     private func prepare(_ input: InputFile) -> Result<PreparedSlide, TesseraError> {

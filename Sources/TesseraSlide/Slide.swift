@@ -61,6 +61,7 @@ public final class Slide: @unchecked Sendable {
     public static func open(path: String) throws -> Slide {
         try VipsRuntime.start()
         try checkFile(path)
+        FaultInjection.maybeHang(.open, path: path)
         guard let loaderC = tsr_find_loader(path) else {
             throw TesseraError(.unsupportedFormat, path: path, "not a format libvips or OpenSlide can read",
                                hint: "supported: SVS, NDPI, MRXS, SCN, BIF, VMS, pyramidal TIFF, PNG, JPEG, TIFF; check the file is not truncated or mislabelled")
@@ -93,6 +94,10 @@ public final class Slide: @unchecked Sendable {
         if (st.st_mode & S_IFMT) == S_IFDIR {
             throw TesseraError(.unsupportedFormat, path: path, "is a directory, not a slide",
                                hint: "MIRAX (.mrxs) slides are opened by their .mrxs file, not their data folder")
+        }
+        if (st.st_mode & S_IFMT) != S_IFREG {
+            throw TesseraError(.unsupportedFormat, path: path, "is not a regular file (a pipe, socket or device)",
+                               hint: "copy the slide to a regular file")
         }
         if st.st_size == 0 { throw TesseraError(.corrupt, path: path, "file is empty (0 bytes)", hint: "re-copy the file") }
         guard access(path, R_OK) == 0 else {

@@ -129,11 +129,13 @@ public final class TileReader {
     /// The unit's tiles as the slide's own compressed JPEG bytes; nil when the slide is not pass-through.
     public func readCompressed(_ unit: Range<Int>) throws -> [[UInt8]]? {
         guard let raw else { return nil }
+        FaultInjection.maybeHang(.read, path: prepared.slide.path)
         return try unit.map { try raw.jpeg(x: prepared.positions[$0].x, y: prepared.positions[$0].y) }
     }
 
     /// Reads the tiles of a unit with one strip fetch, then cuts them out of the strip.
     public func read(_ unit: Range<Int>) throws -> [RGBImage] {
+        FaultInjection.maybeHang(.read, path: prepared.slide.path)
         let p = prepared.positions
         let size = prepared.grid.size
         let x0 = p[unit.lowerBound].x, y0 = p[unit.lowerBound].y

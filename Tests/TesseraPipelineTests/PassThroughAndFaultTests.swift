@@ -6,7 +6,7 @@ import TesseraSlide
 import TesseraTestSupport
 import XCTest
 
-final class PassThroughAndKillTests: XCTestCase {
+final class PassThroughAndFaultTests: XCTestCase {
     /// Every sample of every shard in a dataset: key → member bytes by extension.
     func samples(_ dir: String) throws -> [String: [String: [UInt8]]] {
         let m = try DatasetManifest.load(directory: dir)
@@ -105,6 +105,41 @@ final class PassThroughAndKillTests: XCTestCase {
         let a = try DatasetManifest.load(directory: reference), b = try DatasetManifest.load(directory: killed)
         XCTAssertEqual(a.shards, b.shards)
         XCTAssertEqual(a.slides, b.slides)
+    }
+
+    /// A slide whose opening or reading hangs is stopped by the watchdog and marked failed; the
+    /// others complete and the exit status says some failed.
+    func testWatchdogStopsHangingSlides() throws {
+        let binary = Fixtures.root + "/.build/debug/tessera"
+        let dir = Fixtures.tempDir(self)
+        for stage in ["open", "read"] {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: binary)
+            p.arguments = ["tile", Fixtures.svs, Fixtures.fixture("ihc.png"), Fixtures.fixture("BloodImage_00000.jpg"),
+                           "-o", dir + "/" + stage, "--tissue", "none", "--min-tissue", "0", "--slide-timeout", "2", "--quiet"]
+            p.environment = ProcessInfo.processInfo.environment.merging(["TESSERA_FAULT_HANG": "\(stage):ihc"]) { $1 }
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            p.waitUntilExit()
+            XCTAssertEqual(p.terminationStatus, 3, stage)
+            let m = try DatasetManifest.load(directory: dir + "/" + stage)
+            XCTAssertEqual(m.status, .complete)
+            let ihc = m.slides.first { $0.id == "ihc" }
+            XCTAssertEqual(ihc?.status, .failed)
+            XCTAssertEqual(ihc?.errorKind, "timeout")
+            XCTAssertTrue(ihc?.reason?.contains("watchdog") ?? false)
+            XCTAssertEqual(m.slides.filter { $0.status == .done }.count, 2)
+            XCTAssertEqual(try DatasetVerifier.verify(directory: dir + "/" + stage), [])
+        }
+    }
+
+    func testPipesAndDirectoriesAreNotSlides() throws {
+        let dir = Fixtures.tempDir(self)
+        XCTAssertEqual(mkfifo(dir + "/pipe.svs", 0o644), 0)
+        XCTAssertThrowsError(try Slide.open(path: dir + "/pipe.svs")) {
+            XCTAssertEqual(($0 as? TesseraError)?.kind, .unsupportedFormat)
+        }
     }
 }
 
