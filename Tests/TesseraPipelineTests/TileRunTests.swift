@@ -210,6 +210,19 @@ final class TileRunTests: XCTestCase {
         XCTAssertEqual(demo.tile?.shardSize, 64_000_000)
     }
 
+    func testUserMaskSelectsTiles() throws {
+        let dir = Fixtures.tempDir(self)
+        try FileManager.default.createDirectory(atPath: dir + "/masks", withIntermediateDirectories: true)
+        // A 222×297 mask (1/10 of the slide): only the block x 100–160, y 100–160 (level 0: 1000–1600) is tissue.
+        var mask = RGBImage(width: 222, height: 297)
+        for y in 100..<160 { for x in 100..<160 { for c in 0..<3 { mask.pixels[(y * 222 + x) * 3 + c] = 255 } } }
+        try PNGWriter.write(mask, to: dir + "/masks/CMU-1-Small-Region.png")
+        _ = try TileRun(config: config([Fixtures.svs], dir + "/ds") { $0.maskDir = dir + "/masks"; $0.minTissue = 0.99; $0.tileSize = 200 }).run()
+        let m = try DatasetManifest.load(directory: dir + "/ds")
+        // Whole 200-px tiles inside [1000, 1600)²: x, y ∈ {1000, 1200, 1400}.
+        XCTAssertEqual(m.slides[0].samples, 9)
+    }
+
     func testSlideIdsAreSafeKeys() throws {
         XCTAssertEqual(SlideDiscovery.id(forRelativePath: "a/b/CMU-1.v2.svs"), "a__b__CMU-1_v2")
         XCTAssertEqual(SlideDiscovery.id(forRelativePath: "../../etc/passwd.png"), "etc__passwd")
