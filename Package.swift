@@ -19,7 +19,7 @@ let package = Package(
         // libvips through pkg-config; only CVipsShim and TesseraSlide see it.
         .systemLibrary(name: "CVips", pkgConfig: "vips", providers: [.apt(["libvips-dev"])]),
         // Non-variadic wrappers around the libvips calls Swift cannot make directly.
-        .target(name: "CVipsShim", dependencies: ["CVips"], linkerSettings: [.linkedLibrary("tiff")]),
+        .target(name: "CVipsShim", dependencies: ["CVips"], linkerSettings: [.linkedLibrary("tiff"), .linkedLibrary("jpeg")]),
         .target(name: "TesseraCore", swiftSettings: optimize),
         .target(name: "TesseraShards", dependencies: ["TesseraCore"], swiftSettings: optimize),
         .target(name: "TesseraSlide", dependencies: ["TesseraCore", "CVipsShim"], swiftSettings: optimize),

@@ -209,18 +209,6 @@ static VipsImage *wrap(const uint8_t *pixels, int width, int height, int bands) 
     return im;
 }
 
-int tsr_jpeg_encode(const uint8_t *pixels, int width, int height, int bands, int quality,
-                    int chroma_subsample, void **out, size_t *len) {
-    VipsImage *im = wrap(pixels, width, height, bands);
-    if (!im) return -1;
-    int r = vips_jpegsave_buffer(im, out, len, "Q", quality, "strip", TRUE,
-                                 "subsample_mode",
-                                 chroma_subsample ? VIPS_FOREIGN_SUBSAMPLE_ON : VIPS_FOREIGN_SUBSAMPLE_OFF,
-                                 NULL);
-    g_object_unref(im);
-    return r;
-}
-
 int tsr_png_encode(const uint8_t *pixels, int width, int height, int bands, int compression,
                    void **out, size_t *len) {
     VipsImage *im = wrap(pixels, width, height, bands);

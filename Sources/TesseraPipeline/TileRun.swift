@@ -354,7 +354,9 @@ public final class TileRun: @unchecked Sendable {
                 if let compressed = try ctx.reader!.readCompressed(range) {
                     encoded = compressed
                 } else {
-                    encoded = try ctx.reader!.read(range).map { try encoder.encode($0) }
+                    let (strip, offsets) = try ctx.reader!.readStrip(range)
+                    let size = prepared.grid.size
+                    encoded = try offsets.map { try encoder.encode(strip, x: $0, y: 0, width: size, height: size) }
                 }
                 var samples: [ShardSample] = []
                 let first = max(range.lowerBound, skip)

@@ -135,13 +135,19 @@ public final class TileReader {
 
     /// Reads the tiles of a unit with one strip fetch, then cuts them out of the strip.
     public func read(_ unit: Range<Int>) throws -> [RGBImage] {
+        let (strip, offsets) = try readStrip(unit)
+        if unit.count == 1 { return [strip] }
+        return offsets.map { strip.crop(x: $0, y: 0, width: prepared.grid.size, height: prepared.grid.size) }
+    }
+
+    /// Reads the strip under a unit: the tiles sit side by side at the returned x offsets.
+    public func readStrip(_ unit: Range<Int>) throws -> (strip: RGBImage, offsets: [Int]) {
         FaultInjection.maybeHang(.read, path: prepared.slide.path)
         let p = prepared.positions
         let size = prepared.grid.size
         let x0 = p[unit.lowerBound].x, y0 = p[unit.lowerBound].y
         let x1 = p[unit.upperBound - 1].x + size
         let strip = try region.read(x: x0, y: y0, width: x1 - x0, height: size, path: prepared.slide.path)
-        if unit.count == 1 { return [strip] }
-        return unit.map { strip.crop(x: p[$0].x - x0, y: 0, width: size, height: size) }
+        return (strip, unit.map { p[$0].x - x0 })
     }
 }

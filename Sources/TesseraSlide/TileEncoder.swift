@@ -20,19 +20,34 @@ public struct TileEncoder: Sendable {
     }
 
     public func encode(_ image: RGBImage) throws -> [UInt8] {
+        try encode(image, x: 0, y: 0, width: image.width, height: image.height)
+    }
+
+    /// Encodes the rectangle at (x, y) of `image` without copying it out first.
+    public func encode(_ image: RGBImage, x: Int, y: Int, width: Int, height: Int) throws -> [UInt8] {
         switch format {
         case .rgb8:
-            return image.pixels
-        case .jpg, .png:
+            return image.crop(x: x, y: y, width: width, height: height).pixels
+        case .jpg:
+            var out: UnsafeMutablePointer<UInt8>?
+            var len = 0
+            var message = [CChar](repeating: 0, count: 200)
+            let rc = image.pixels.withUnsafeBufferPointer { p in
+                // No chroma subsampling: pathology colour detail matters more than bytes.
+                tsr_jpeg_encode_rgb(p.baseAddress! + (y * image.width + x) * 3, Int32(width), Int32(height), Int32(image.width * 3),
+                                    Int32(quality), 0, &out, &len, &message, message.count)
+            }
+            guard rc == 0, let out else { throw TesseraError(.io, "encoding a tile as JPEG failed: \(String(cString: message))") }
+            defer { free(out) }
+            return Array(UnsafeBufferPointer(start: out, count: len))
+        case .png:
+            let tile = (x == 0 && y == 0 && width == image.width && height == image.height) ? image : image.crop(x: x, y: y, width: width, height: height)
             var out: UnsafeMutableRawPointer?
             var len = 0
-            let rc = image.pixels.withUnsafeBufferPointer { p in
-                format == .jpg
-                    // No chroma subsampling: pathology colour detail matters more than bytes.
-                    ? tsr_jpeg_encode(p.baseAddress, Int32(image.width), Int32(image.height), 3, Int32(quality), 0, &out, &len)
-                    : tsr_png_encode(p.baseAddress, Int32(image.width), Int32(image.height), 3, 6, &out, &len)
+            let rc = tile.pixels.withUnsafeBufferPointer { p in
+                tsr_png_encode(p.baseAddress, Int32(tile.width), Int32(tile.height), 3, 6, &out, &len)
             }
-            guard rc == 0, let out else { throw TesseraError(.io, "encoding a tile as \(format.rawValue) failed: \(VipsRuntime.takeError())") }
+            guard rc == 0, let out else { throw TesseraError(.io, "encoding a tile as PNG failed: \(VipsRuntime.takeError())") }
             defer { tsr_free(out) }
             return Array(UnsafeRawBufferPointer(start: out, count: len))
         }

@@ -58,9 +58,7 @@ int tsr_region_read(VipsRegion *reg, int left, int top, int width, int height, u
 /// Renders a whole (small) image into a new malloc'd buffer of w*h*bands bytes.
 int tsr_write_to_memory(VipsImage *im, uint8_t **out, size_t *len);
 
-/// Encoders over a tightly packed uchar buffer (bands 1, 3 or 4).
-int tsr_jpeg_encode(const uint8_t *pixels, int width, int height, int bands, int quality,
-                    int chroma_subsample, void **out, size_t *len);
+/// PNG encoders over a tightly packed uchar buffer (bands 1, 3 or 4).
 int tsr_png_encode(const uint8_t *pixels, int width, int height, int bands, int compression,
                    void **out, size_t *len);
 int tsr_png_save(const uint8_t *pixels, int width, int height, int bands, const char *path);
@@ -82,3 +80,10 @@ void tsr_tiff_info(tsr_tiff *t, int *width, int *height, int *tile_width, int *t
 /// Caller frees *out with free().
 int tsr_tiff_jpeg_tile(tsr_tiff *t, int tx, int ty, uint8_t **out, size_t *len);
 const char *tsr_tiff_last_error(void);
+
+// ---- Direct libjpeg-turbo encode ----
+/// Encodes an 8-bit RGB rectangle (rows `row_stride` bytes apart) as a baseline JPEG.
+/// libvips' own jpegsave costs ≈2.5× more per 256² tile (per-image pipeline set-up), so the
+/// per-tile hot path calls the same libjpeg-turbo that libvips links. Caller frees *out with free().
+int tsr_jpeg_encode_rgb(const uint8_t *pixels, int width, int height, int row_stride, int quality,
+                        int chroma_subsample, uint8_t **out, size_t *len, char *error, size_t error_len);
