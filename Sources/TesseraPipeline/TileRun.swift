@@ -92,7 +92,7 @@ public final class TileRun: @unchecked Sendable {
             if manifest.status == .complete {
                 return summary(manifest, started: started, alreadyComplete: true)
             }
-            log("resuming \(out): \(manifest.shards.count) complete shards, continuing at slide \(manifest.resume?.slide ?? 0 + 1) of \(inputs.count)")
+            log("resuming \(out): \(manifest.shards.count) complete shards, continuing at slide \((manifest.resume?.slide ?? 0) + 1) of \(inputs.count)")
         } else {
             let existing = (try? FileManager.default.contentsOfDirectory(atPath: shardDir)) ?? []
             if existing.contains(where: { $0.hasSuffix(".tar") }) {
@@ -262,7 +262,13 @@ public final class TileRun: @unchecked Sendable {
         }
         pool.join()
         while !producer.isFinished { usleep(1000) }
-        if let failure { throw failure }
+        if let failure {
+            if let io = failure as? ShardIOError, [ENOSPC, EFBIG, EDQUOT].contains(io.code) {
+                throw TesseraError(.noSpace, path: io.path, "\(io.operation) failed: no space left for the output (\(String(cString: strerror(io.code))))",
+                                   hint: "free disk space or raise the file-size limit, then rerun the same command: it resumes from the last complete shard")
+            }
+            throw failure
+        }
 
         if let info = try writer.finish() { manifest.shards.append(info) }
         manifest.status = .complete

@@ -5,6 +5,13 @@ import TesseraPipeline
 
 @main
 struct Tessera: ParsableCommand {
+    static func main() {
+        // Over a file-size limit (ulimit -f) writes should fail with EFBIG and reach the user as a
+        // clear "no space" error naming the file, not kill the process with SIGXFSZ.
+        signal(SIGXFSZ, SIG_IGN)
+        Self.main(nil)
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "tessera",
         abstract: "Pathology slides and microscopy images to training-ready shards.",

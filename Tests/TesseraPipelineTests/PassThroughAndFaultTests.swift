@@ -134,6 +134,25 @@ final class PassThroughAndFaultTests: XCTestCase {
         }
     }
 
+    /// Under a file-size limit (as on a full disk) the run stops with a "no space" error naming the
+    /// file, leaves no incomplete shard under a final name, and a rerun with space completes.
+    func testFullDiskStopsCleanlyAndResumes() throws {
+        let binary = Fixtures.root + "/.build/debug/tessera"
+        let dir = Fixtures.tempDir(self)
+        let args = "tile '\(Fixtures.svs)' -o '\(dir)/ds' --shard-size 300KB --tile-size 128 --format png --no-thumbnails --quiet"
+        let limited = try Fixtures.run("bash", ["-c", "ulimit -f 200; exec '\(binary)' \(args)"])
+        XCTAssertEqual(limited.status, 1)
+        XCTAssertTrue(limited.err.contains("no space"), limited.err)
+        XCTAssertTrue(limited.err.contains(dir + "/ds/shards/"), limited.err)
+        let visible = try FileManager.default.contentsOfDirectory(atPath: dir + "/ds/shards").filter { $0.hasSuffix(".tar") }
+        let m = try DatasetManifest.load(directory: dir + "/ds")
+        XCTAssertEqual(Set(visible), Set(m.shards.map(\.name)))
+        let rerun = try Fixtures.run("bash", ["-c", "exec '\(binary)' \(args)"])
+        XCTAssertEqual(rerun.status, 0, rerun.err)
+        XCTAssertEqual(try DatasetVerifier.verify(directory: dir + "/ds"), [])
+        XCTAssertGreaterThan(try DatasetManifest.load(directory: dir + "/ds").shards.count, 5)
+    }
+
     func testPipesAndDirectoriesAreNotSlides() throws {
         let dir = Fixtures.tempDir(self)
         XCTAssertEqual(mkfifo(dir + "/pipe.svs", 0o644), 0)
