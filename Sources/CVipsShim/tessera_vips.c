@@ -57,6 +57,15 @@ int tsr_open_openslide_level(const char *path, int level, VipsImage **out) {
                               "fail_on", VIPS_FAIL_ON_ERROR, NULL);
 }
 
+int tsr_open_with(const char *loader, const char *path, VipsImage **out) {
+    if (!strcmp(loader, "jpegload"))
+        return vips_jpegload(path, out, "access", VIPS_ACCESS_RANDOM, "fail_on", VIPS_FAIL_ON_ERROR, NULL);
+    if (!strcmp(loader, "pngload"))
+        return vips_pngload(path, out, "access", VIPS_ACCESS_RANDOM, "fail_on", VIPS_FAIL_ON_ERROR, NULL);
+    vips_error("tessera", "unknown loader %s", loader);
+    return -1;
+}
+
 int tsr_load_buffer(const void *buf, size_t len, VipsImage **out) {
     *out = vips_image_new_from_buffer(buf, len, "", "fail_on", VIPS_FAIL_ON_ERROR, NULL);
     return *out ? 0 : -1;

@@ -10,7 +10,8 @@ import TesseraSlide
 /// is replaced, and a fresh worker takes its place, so one stuck call never stops the run.
 final class OrderedPool<Job, Output, Context>: @unchecked Sendable {
     private let cond = NSCondition()
-    private var queue: [(Int, Job)] = []
+    /// Waiting jobs; taken entries are cleared at once so that a finished job's data is freed.
+    private var queue: [(Int, Job)?] = []
     private var queueHead = 0
     private var results: [Int: Output] = [:]
     private var running: [Int: (started: Date, job: Job)] = [:]
@@ -68,10 +69,10 @@ final class OrderedPool<Job, Output, Context>: @unchecked Sendable {
     private func take() -> (Int, Job)? {
         cond.lock(); defer { cond.unlock() }
         while queueHead == queue.count && !closed { cond.wait() }
-        guard queueHead < queue.count else { return nil }
-        let item = queue[queueHead]
+        guard queueHead < queue.count, let item = queue[queueHead] else { return nil }
+        queue[queueHead] = nil
         queueHead += 1
-        if queueHead > 1024 { queue.removeFirst(queueHead); queueHead = 0 }
+        if queueHead > 256 { queue.removeFirst(queueHead); queueHead = 0 }
         running[item.0] = (Date(), item.1)
         return item
     }

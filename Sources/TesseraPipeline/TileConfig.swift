@@ -1,5 +1,6 @@
 import Foundation
 import TesseraCore
+import TesseraShards
 import TesseraSlide
 
 /// Everything that decides what `tessera tile` writes. Flags and the `tile:` section of a
@@ -129,6 +130,16 @@ public struct TileConfig: Codable, Sendable, Equatable {
 
     public func hash() throws -> String {
         SHA256.hexDigest(of: [UInt8](try CanonicalJSON.encode(try outputDefiningJSON())))
+    }
+
+    /// Slice options for one input: a user mask `<mask_dir>/<slide id>.png` is used when present.
+    public func sliceOptions(for input: InputFile) -> PreparedSlide.Options {
+        var o = sliceOptions
+        if let dir = maskDir {
+            let candidate = dir + "/\(input.id).png"
+            if FileManager.default.fileExists(atPath: candidate) { o.userMaskPath = candidate }
+        }
+        return o
     }
 
     public var sliceOptions: PreparedSlide.Options {

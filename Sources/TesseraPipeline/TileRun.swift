@@ -32,31 +32,6 @@ public final class TileRun: @unchecked Sendable {
         self.log = log
     }
 
-    enum Job {
-        case slide(index: Int, input: InputFile, prepared: Result<PreparedSlide, TesseraError>, sha256: String?, skipBefore: Int)
-        case unit(index: Int, slideId: String, prepared: PreparedSlide, range: Range<Int>, skipBefore: Int)
-        case slideEnd(index: Int)
-    }
-    enum Output {
-        case slide(index: Int, input: InputFile, prepared: Result<PreparedSlide, TesseraError>, sha256: String?, skipBefore: Int)
-        case tiles(index: Int, first: Int, samples: [ShardSample])
-        case failed(index: Int, error: TesseraError)
-        case cancelled(index: Int)
-        case slideEnd(index: Int)
-    }
-    final class WorkerContext {
-        var reader: TileReader?
-        var readerOf: ObjectIdentifier?
-    }
-
-    /// Cancelled slides (watchdog); shared by the consumer and the workers.
-    final class CancelSet: @unchecked Sendable {
-        private let lock = NSLock()
-        private var set = Set<Int>()
-        func insert(_ i: Int) { lock.lock(); set.insert(i); lock.unlock() }
-        func contains(_ i: Int) -> Bool { lock.lock(); defer { lock.unlock() }; return set.contains(i) }
-    }
-
     public func run() throws -> TileSummary {
         let started = Date()
         try config.validate()
@@ -110,25 +85,15 @@ public final class TileRun: @unchecked Sendable {
         let writer = try ShardWriter(directory: URL(fileURLWithPath: shardDir), targetBytes: config.shardSize, firstShardNumber: resume.nextShard)
         let cancelled = CancelSet()
         let config = self.config
-        let encoder = TileEncoder(format: config.format, quality: config.quality)
-        let pool = OrderedPool<Job, Output, WorkerContext>(
-            workers: config.workers, capacity: config.workers * 4, makeContext: { WorkerContext() },
-            process: { job, ctx in Self.process(job, ctx, encoder: encoder, config: config, cancelled: cancelled) })
+        let worker = TileWorker(config: config, encoder: TileEncoder(format: config.format, quality: config.quality), cancelled: cancelled)
+        let pool = OrderedPool<TileJob, TileOutput, TileWorkerContext>(
+            workers: config.workers, capacity: config.workers * 4, makeContext: { TileWorkerContext() },
+            process: { job, ctx in worker.process(job, ctx) })
 
         let producer = Thread { [self] in
             for index in resume.slide..<inputs.count {
-                let input = inputs[index]
-                let skip = index == resume.slide ? resume.samplesDone : 0
-                let sha = config.checksumSlides ? try? SHA256.hexDigest(ofFileAt: input.path) : nil
-                let prepared = prepareWithWatchdog(input)
-                pool.submit(.slide(index: index, input: input, prepared: prepared, sha256: sha, skipBefore: skip))
-                if case .success(let p) = prepared {
-                    for unit in p.units(maxTiles: config.readRun) where unit.upperBound > skip {
-                        if cancelled.contains(index) { break }
-                        pool.submit(.unit(index: index, slideId: input.id, prepared: p, range: unit, skipBefore: skip))
-                    }
-                }
-                pool.submit(.slideEnd(index: index))
+                submitJobs(for: inputs[index], index: index, skip: index == resume.slide ? resume.samplesDone : 0,
+                           pool: pool, cancelled: cancelled)
             }
             pool.close()
             VipsRuntime.threadShutdown()
@@ -136,128 +101,17 @@ public final class TileRun: @unchecked Sendable {
         producer.stackSize = 8 << 20
         producer.start()
 
-        let progress = ProgressReporter(label: "tile", unit: "tiles", quiet: config.quiet)
-        var current: SlideRecord?
-        var currentPrepared: PreparedSlide?
-        var currentStart = Date()
-        var currentIndex = 0
-        var written: [Int] = []  // positions written for the current slide (for the overlay)
+        let assembler = DatasetAssembler(config: config, directory: out, manifest: manifest, writer: writer,
+                                         cancelled: cancelled, firstIndex: resume.slide, log: log)
         var failure: Error?
-        let slidesStarted = Date()
-        var slidesFinished = 0
-
-        func finishSlide() throws {
-            guard var record = current else { return }
-            if record.status == .done && record.samples == 0 && !(record.flags.contains("partial")) {
-                record.status = .skipped
-                if let p = currentPrepared, p.grid.columns == 0 || p.grid.rows == 0 {
-                    record.reason = "smaller than one \(config.tileSize)-pixel tile at the target resolution"
-                } else {
-                    record.reason = "no tile has at least \(config.minTissue) tissue"
-                }
-            }
-            if config.thumbnails, let p = currentPrepared {
-                let path = thumbDir + "/\(record.id).png"
-                do {
-                    try PNGWriter.write(QCOverlay.render(p, written: written), to: path)
-                    record.thumbnail = "thumbnails/\(record.id).png"
-                } catch { log("warning: \(error)") }
-            }
-            manifest.slides.append(record)
-            if record.status == .failed { log("failed: \(record.reason ?? record.path)") }
-            current = nil
-            currentPrepared = nil
-            written = []
-            slidesFinished += 1
-            let rate = Double(slidesFinished) / max(Date().timeIntervalSince(slidesStarted), 1e-3)
-            let left = inputs.count - resume.slide - slidesFinished
-            progress.advance(by: 0, status: "slide \(manifest.slides.count)/\(inputs.count)" + (left > 0 ? ", ETA \(ProgressReporter.duration(Double(left) / rate))" : ""))
-        }
-
-        func shardCompleted(_ info: ShardInfo, nextPosition: Int) throws {
-            manifest.shards.append(info)
-            manifest.resume = ResumePoint(slide: currentIndex, samplesDone: nextPosition, nextShard: writer.nextShardNumber)
-            try manifest.save(directory: out)
-        }
-
         let stuckLimit: TimeInterval? = config.slideTimeout > 0 ? config.slideTimeout : nil
-        while let output = pool.next(stuckLimit: stuckLimit, stuck: { job in
-            guard case .unit(let index, _, let p, _, _) = job else { return .cancelled(index: -1) }
-            return .failed(index: index, error: TesseraError(.timeout, path: p.slide.path,
-                "stopped by the watchdog: reading tiles took longer than \(Int(config.slideTimeout)) s (slide_timeout)",
-                hint: "the file may be damaged or on a stalled mount; raise --slide-timeout if the slide is just huge"))
-        }) {
+        while let output = pool.next(stuckLimit: stuckLimit, stuck: { TileWorker.timedOut($0, limit: config.slideTimeout) }) {
             if failure != nil { continue }  // drain so the producer can finish
             do {
-                switch output {
-                case .slide(let index, let input, let prepared, let sha, let skip):
-                    currentIndex = index
-                    currentStart = Date()
-                    var record = SlideRecord(id: input.id, path: input.path, bytes: input.bytes, status: .done, samples: skip)
-                    record.sha256 = sha
-                    switch prepared {
-                    case .failure(let e):
-                        record.status = e.kind == .noTissue ? .skipped : .failed
-                        record.reason = e.description
-                        record.errorKind = e.kind.rawValue
-                    case .success(let p):
-                        currentPrepared = p
-                        record.width = p.slide.width
-                        record.height = p.slide.height
-                        record.reader = p.slide.reader
-                        record.vendor = p.slide.vendor
-                        record.level = p.plan.level
-                        record.level0PerPixel = p.plan.level0PerPixel
-                        record.mpp = p.plan.mpp
-                        record.mppSource = p.plan.mppSource.rawValue
-                        record.tissueFraction = (p.mask.tissueFraction * 10_000).rounded() / 10_000
-                        if p.plan.mppSource.isEstimate { record.flags.append("mpp-estimated") }
-                        if config.tissueMethod != .none {
-                            if p.mask.tissueFraction < 0.01 { record.flags.append("almost-no-tissue") }
-                            if p.mask.tissueFraction > 0.99 { record.flags.append("almost-all-tissue") }
-                        }
-                        written = Array(0..<min(skip, p.positions.count))
-                    }
-                    current = record
-                case .tiles(let index, let first, let samples):
-                    guard index == currentIndex, current?.status == .done else { continue }
-                    if config.slideTimeout > 0, Date().timeIntervalSince(currentStart) > config.slideTimeout {
-                        cancelled.insert(index)
-                        current?.status = .failed
-                        current?.errorKind = TesseraError.Kind.timeout.rawValue
-                        let before = current?.samples ?? 0
-                        current?.reason = "stopped by the watchdog after \(Int(config.slideTimeout)) s (slide_timeout); \(before) tiles were written before"
-                        if (current?.samples ?? 0) > 0 { current?.flags.append("partial") }
-                        continue
-                    }
-                    for (offset, sample) in samples.enumerated() {
-                        let position = first + offset
-                        if let info = try writer.append(sample) {
-                            current?.samples += 1
-                            written.append(position)
-                            try shardCompleted(info, nextPosition: position + 1)
-                        } else {
-                            current?.samples += 1
-                            written.append(position)
-                        }
-                    }
-                    progress.advance(by: samples.count)
-                case .failed(let index, let error):
-                    guard index == currentIndex, current?.status == .done else { continue }
-                    cancelled.insert(index)
-                    current?.status = .failed
-                    current?.reason = error.description
-                    current?.errorKind = error.kind.rawValue
-                    if (current?.samples ?? 0) > 0 { current?.flags.append("partial") }
-                case .cancelled:
-                    continue
-                case .slideEnd(let index):
-                    guard index == currentIndex else { continue }
-                    try finishSlide()
-                }
+                try assembler.consume(output)
             } catch {
                 failure = error
-                cancelled.insert(currentIndex)
+                cancelled.insert(assembler.currentSlide)
             }
         }
         pool.join()
@@ -269,13 +123,34 @@ public final class TileRun: @unchecked Sendable {
             }
             throw failure
         }
+        try assembler.finish()
+        return summary(assembler.manifest, started: started, alreadyComplete: false)
+    }
 
-        if let info = try writer.finish() { manifest.shards.append(info) }
-        manifest.status = .complete
-        manifest.resume = nil
-        try manifest.save(directory: out)
-        progress.finish()
-        return summary(manifest, started: started, alreadyComplete: false)
+    /// Small slides go to a worker whole; large ones are prepared here (under the watchdog) and cut
+    /// into units that all workers share.
+    private func submitJobs(for input: InputFile, index: Int, skip: Int, pool: OrderedPool<TileJob, TileOutput, TileWorkerContext>,
+                            cancelled: CancelSet) {
+        if isSmallImageFile(input) {
+            pool.submit(.whole(index: index, input: input, skipBefore: skip))
+            return
+        }
+        let sha = config.checksumSlides ? try? SHA256.hexDigest(ofFileAt: input.path) : nil
+        let prepared = prepareWithWatchdog(input)
+        pool.submit(.slide(index: index, input: input, prepared: prepared, sha256: sha, skipBefore: skip))
+        if case .success(let p) = prepared {
+            for unit in p.units(maxTiles: config.readRun) where unit.upperBound > skip {
+                if cancelled.contains(index) { break }
+                pool.submit(.unit(index: index, slideId: input.id, prepared: p, range: unit, skipBefore: skip))
+            }
+        }
+        pool.submit(.slideEnd(index: index))
+    }
+
+    /// JPEG and PNG files under 16 MB: microscopy fields and patches, whose decoding is the work.
+    /// Everything else (TIFF-family and OpenSlide formats) goes the whole-slide way.
+    private func isSmallImageFile(_ input: InputFile) -> Bool {
+        input.bytes < 16 << 20 && Slide.magic(input.path) != .other
     }
 
     private func summary(_ m: DatasetManifest, started: Date, alreadyComplete: Bool) -> TileSummary {
@@ -306,11 +181,11 @@ public final class TileRun: @unchecked Sendable {
     /// Opens and prepares a slide on its own thread; gives up after `slideTimeout` seconds,
     /// leaving the stuck thread behind (a hung libvips or OpenSlide call cannot be interrupted).
     private func prepareWithWatchdog(_ input: InputFile) -> Result<PreparedSlide, TesseraError> {
-        guard config.slideTimeout > 0 else { return prepare(input) }
+        
         let box = PrepareBox()
         let done = DispatchSemaphore(value: 0)
         let t = Thread { [self] in
-            box.result = prepare(input)
+            box.result = TileWorker(config: config, encoder: TileEncoder(format: config.format), cancelled: CancelSet()).prepare(input)
             done.signal()
             VipsRuntime.threadShutdown()
         }
@@ -324,68 +199,4 @@ public final class TileRun: @unchecked Sendable {
         return box.result!
     }
 
-    private func prepare(_ input: InputFile) -> Result<PreparedSlide, TesseraError> {
-        do {
-            let slide = try Slide.open(path: input.path)
-            let plan = try TilePlan.make(for: slide, target: config.target, assumeMpp: config.assumeMpp, allowUpsample: config.allowUpsample)
-            var options = config.sliceOptions
-            if let dir = config.maskDir {
-                let candidate = dir + "/\(input.id).png"
-                if FileManager.default.fileExists(atPath: candidate) { options.userMaskPath = candidate }
-            }
-            return .success(try PreparedSlide.prepare(slide, plan: plan, options: options))
-        } catch let e as TesseraError {
-            return .failure(e.path == nil ? TesseraError(e.kind, path: input.path, e.message, hint: e.hint) : e)
-        } catch {
-            return .failure(TesseraError(.unreadable, path: input.path, "\(error)"))
-        }
-    }
-
-    private static func process(_ job: Job, _ ctx: WorkerContext, encoder: TileEncoder, config: TileConfig, cancelled: CancelSet) -> Output {
-        switch job {
-        case .slide(let index, let input, let prepared, let sha, let skip):
-            return .slide(index: index, input: input, prepared: prepared, sha256: sha, skipBefore: skip)
-        case .slideEnd(let index):
-            ctx.reader = nil
-            ctx.readerOf = nil
-            return .slideEnd(index: index)
-        case .unit(let index, let slideId, let prepared, let range, let skip):
-            if cancelled.contains(index) { return .cancelled(index: index) }
-            do {
-                if ctx.readerOf != ObjectIdentifier(prepared) {
-                    ctx.reader = try prepared.makeReader()
-                    ctx.readerOf = ObjectIdentifier(prepared)
-                }
-                let encoded: [[UInt8]]
-                if let compressed = try ctx.reader!.readCompressed(range) {
-                    encoded = compressed
-                } else {
-                    let (strip, offsets) = try ctx.reader!.readStrip(range)
-                    let size = prepared.grid.size
-                    encoded = try offsets.map { try encoder.encode(strip, x: $0, y: 0, width: size, height: size) }
-                }
-                var samples: [ShardSample] = []
-                let first = max(range.lowerBound, skip)
-                for (i, bytes) in zip(range, encoded) where i >= skip {
-                    let pos = prepared.positions[i]
-                    let key = SampleMetadata.key(slideId: slideId, x: pos.level0X, y: pos.level0Y)
-                    let meta = SampleMetadata(
-                        key: key, slideId: slideId, source: prepared.slide.path, level: prepared.plan.level,
-                        level0PerPixel: prepared.plan.level0PerPixel, x: pos.level0X, y: pos.level0Y,
-                        level0Size: Int((Double(prepared.grid.size) * prepared.plan.level0PerPixel).rounded()),
-                        tileSize: prepared.grid.size, mpp: prepared.plan.mpp, mppSource: prepared.plan.mppSource.rawValue,
-                        mppEstimated: prepared.plan.mppSource.isEstimate,
-                        tissueFraction: (pos.tissue * 10_000).rounded() / 10_000, format: encoder.format.rawValue,
-                        stain: "none", label: nil, patientId: nil)
-                    samples.append(ShardSample(key: key, files: [(ext: encoder.format.fileExtension, bytes: bytes),
-                                                                 (ext: "json", bytes: [UInt8](try CanonicalJSON.encode(meta)))]))
-                }
-                return .tiles(index: index, first: first, samples: samples)
-            } catch let e as TesseraError {
-                return .failed(index: index, error: e)
-            } catch {
-                return .failed(index: index, error: TesseraError(.io, path: prepared.slide.path, "\(error)"))
-            }
-        }
-    }
 }

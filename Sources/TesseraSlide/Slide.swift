@@ -26,7 +26,7 @@ public enum DepthConversion: String, Codable, Sendable, CaseIterable {
 /// TIFF loader, which costs 3–4× less CPU per tile than the OpenSlide path; formats only
 /// OpenSlide understands (NDPI, MRXS, SCN, BIF, VMS) go through OpenSlide. Plain images are one level.
 public final class Slide: @unchecked Sendable {
-    enum LevelSource: Sendable { case tiffPage(Int), openslide(Int), whole }
+    enum LevelSource: Sendable { case tiffPage(Int), openslide(Int), loader(String), whole }
 
     public let path: String
     /// libvips loader used for pixels ("tiffload", "openslideload", "pngload", ...).
@@ -62,6 +62,13 @@ public final class Slide: @unchecked Sendable {
         try VipsRuntime.start()
         try checkFile(path)
         FaultInjection.maybeHang(.open, path: path)
+        // JPEG and PNG are recognised by their first bytes: asking every loader (OpenSlide's
+        // vendor detection included) costs more than decoding a small microscopy image.
+        switch magic(path) {
+        case .jpeg: return try openPlain(path: path, loader: "jpegload")
+        case .png: return try openPlain(path: path, loader: "pngload")
+        case .other: break
+        }
         guard let loaderC = tsr_find_loader(path) else {
             throw TesseraError(.unsupportedFormat, path: path, "not a format libvips or OpenSlide can read",
                                hint: "supported: SVS, NDPI, MRXS, SCN, BIF, VMS, pyramidal TIFF, PNG, JPEG, TIFF; check the file is not truncated or mislabelled")
@@ -138,6 +145,18 @@ public final class Slide: @unchecked Sendable {
                      sourcePixelFormat: "uchar×4", isHighDepth: false)
     }
 
+    /// What a file's first bytes say it is.
+    public enum Magic: Sendable { case jpeg, png, other }
+
+    public static func magic(_ path: String) -> Magic {
+        guard let h = FileHandle(forReadingAtPath: path) else { return .other }
+        defer { try? h.close() }
+        let b = [UInt8]((try? h.read(upToCount: 8)) ?? Data())
+        if b.count >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF { return .jpeg }
+        if b == [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] { return .png }
+        return .other
+    }
+
     static func isTIFF(_ path: String) -> Bool {
         guard let h = FileHandle(forReadingAtPath: path) else { return false }
         defer { try? h.close() }
@@ -177,7 +196,7 @@ public final class Slide: @unchecked Sendable {
     private static func openPlain(path: String, loader: String) throws -> Slide {
         let isTiff = loader == "tiffload"
         let first = try VipsImageRef.make(path: path, "opening") {
-            isTiff ? tsr_open_tiff_page(path, 0, $0) : tsr_open_default(path, $0)
+            isTiff ? tsr_open_tiff_page(path, 0, $0) : (loader == "jpegload" || loader == "pngload") ? tsr_open_with(loader, path, $0) : tsr_open_default(path, $0)
         }
         let fields = fieldMap(first)
         let hasResolutionTag = fields["resolution-unit"] != nil
@@ -189,7 +208,7 @@ public final class Slide: @unchecked Sendable {
         let pixelFormat = "\(format >= 0 && format < formatName.count ? formatName[format] : "?")×\(first.bands)"
 
         var levels = [SlideLevel(index: 0, width: first.width, height: first.height, downsample: 1)]
-        var sources: [LevelSource] = [isTiff ? .tiffPage(0) : .whole]
+        var sources: [LevelSource] = [isTiff ? .tiffPage(0) : (loader == "jpegload" || loader == "pngload") ? .loader(loader) : .whole]
         if isTiff {
             // A multi-page TIFF whose pages shrink steadily is a pyramid OpenSlide did not claim.
             let n = Int(tsr_n_pages(first.pointer))
@@ -215,6 +234,7 @@ public final class Slide: @unchecked Sendable {
         switch sources[i] {
         case .tiffPage(let p): return try VipsImageRef.make(path: path, "reading TIFF page \(p)") { tsr_open_tiff_page(path, Int32(p), $0) }
         case .openslide(let l): return try VipsImageRef.make(path: path, "reading level \(l)") { tsr_open_openslide_level(path, Int32(l), $0) }
+        case .loader(let name): return try VipsImageRef.make(path: path, "opening") { tsr_open_with(name, path, $0) }
         case .whole: return try VipsImageRef.make(path: path, "opening") { tsr_open_default(path, $0) }
         }
     }

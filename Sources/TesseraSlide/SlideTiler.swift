@@ -14,6 +14,9 @@ public final class PreparedSlide: @unchecked Sendable {
     /// The TIFF page whose compressed tiles are copied as they are, when the grid coincides with
     /// the slide's JPEG tile grid and no pixel change is asked for.
     public let passThroughPage: Int?
+    /// The whole working image, decoded once, when it is small (microscopy fields, patches):
+    /// its tiles and thumbnail come from memory instead of a second decode.
+    let decoded: RGBImage?
     let work: VipsImageRef
 
     /// Options that shape what is cut from a slide.
@@ -29,12 +32,15 @@ public final class PreparedSlide: @unchecked Sendable {
         public var userMaskPath: String?
         /// Copy compressed JPEG tiles without decoding when the grid allows it (JPEG output, no pixel change).
         public var allowPassThrough = false
+        /// Working images up to this many pixels are decoded once and kept in memory (≤ 12 MB at the default).
+        public var inMemoryPixels = 4 << 20
         public init() {}
     }
 
     init(slide: Slide, plan: TilePlan, grid: TileGrid, mask: TissueMask, thumbnail: RGBImage, positions: [TilePosition],
-         passThroughPage: Int?, work: VipsImageRef) {
+         passThroughPage: Int?, decoded: RGBImage?, work: VipsImageRef) {
         self.passThroughPage = passThroughPage
+        self.decoded = decoded
         self.slide = slide
         self.plan = plan
         self.grid = grid
@@ -54,7 +60,12 @@ public final class PreparedSlide: @unchecked Sendable {
                 tsr_resize(src.pointer, $0, plan.scale, "lanczos3")
             }
         }
-        let thumbnail = try makeThumbnail(slide, maxSide: options.maskSize, depth: depth)
+        var decoded: RGBImage? = nil
+        if work.width * work.height <= options.inMemoryPixels {
+            decoded = try VipsRegionReader(work).read(x: 0, y: 0, width: work.width, height: work.height, path: slide.path)
+        }
+        let thumbnail = try decoded.map { boxDownsample($0, maxSide: options.maskSize) }
+            ?? makeThumbnail(slide, maxSide: options.maskSize, depth: depth)
         let mask: TissueMask
         if let maskPath = options.userMaskPath {
             let user = try Slide.open(path: maskPath)
@@ -76,7 +87,7 @@ public final class PreparedSlide: @unchecked Sendable {
             passThrough = page
         }
         return PreparedSlide(slide: slide, plan: plan, grid: grid, mask: mask, thumbnail: thumbnail, positions: positions,
-                             passThroughPage: passThrough, work: work)
+                             passThroughPage: passThrough, decoded: decoded, work: work)
     }
 
     /// A thumbnail whose longest side is at most `maxSide`, made from the coarsest level that is
@@ -92,6 +103,31 @@ public final class PreparedSlide: @unchecked Sendable {
             image = try VipsImageRef.make(path: slide.path, "making a thumbnail") { tsr_resize(src.pointer, $0, scale, "linear") }
         }
         return try image.renderRGB(path: slide.path)
+    }
+
+    /// Area-average downsample by the smallest integer factor that fits `maxSide`; the mask needs no finer filter.
+    static func boxDownsample(_ image: RGBImage, maxSide: Int) -> RGBImage {
+        let f = (max(image.width, image.height) + maxSide - 1) / maxSide
+        guard f > 1 else { return image }
+        let w = image.width / f, h = image.height / f
+        var out = RGBImage(width: w, height: h)
+        let n = f * f
+        image.pixels.withUnsafeBufferPointer { src in
+            out.pixels.withUnsafeMutableBufferPointer { dst in
+                for y in 0..<h {
+                    for x in 0..<w {
+                        var r = 0, g = 0, b = 0
+                        for dy in 0..<f {
+                            var o = ((y * f + dy) * image.width + x * f) * 3
+                            for _ in 0..<f { r += Int(src[o]); g += Int(src[o + 1]); b += Int(src[o + 2]); o += 3 }
+                        }
+                        let d = (y * w + x) * 3
+                        dst[d] = UInt8(r / n); dst[d + 1] = UInt8(g / n); dst[d + 2] = UInt8(b / n)
+                    }
+                }
+            }
+        }
+        return out
     }
 
     /// Groups positions into reading units: runs of neighbouring tiles in one row, at most `maxTiles` long,
@@ -135,19 +171,24 @@ public final class TileReader {
 
     /// Reads the tiles of a unit with one strip fetch, then cuts them out of the strip.
     public func read(_ unit: Range<Int>) throws -> [RGBImage] {
-        let (strip, offsets) = try readStrip(unit)
-        if unit.count == 1 { return [strip] }
-        return offsets.map { strip.crop(x: $0, y: 0, width: prepared.grid.size, height: prepared.grid.size) }
+        let (image, origins) = try readStrip(unit)
+        let size = prepared.grid.size
+        if origins.count == 1 && image.width == size && image.height == size { return [image] }
+        return origins.map { image.crop(x: $0.x, y: $0.y, width: size, height: size) }
     }
 
-    /// Reads the strip under a unit: the tiles sit side by side at the returned x offsets.
-    public func readStrip(_ unit: Range<Int>) throws -> (strip: RGBImage, offsets: [Int]) {
+    /// Pixels under a unit and where each of its tiles starts in them: a strip read for this unit,
+    /// or the whole decoded image of a small slide.
+    public func readStrip(_ unit: Range<Int>) throws -> (image: RGBImage, origins: [(x: Int, y: Int)]) {
         FaultInjection.maybeHang(.read, path: prepared.slide.path)
         let p = prepared.positions
+        if let decoded = prepared.decoded {
+            return (decoded, unit.map { (p[$0].x, p[$0].y) })
+        }
         let size = prepared.grid.size
         let x0 = p[unit.lowerBound].x, y0 = p[unit.lowerBound].y
         let x1 = p[unit.upperBound - 1].x + size
         let strip = try region.read(x: x0, y: y0, width: x1 - x0, height: size, path: prepared.slide.path)
-        return (strip, unit.map { p[$0].x - x0 })
+        return (strip, unit.map { (p[$0].x - x0, 0) })
     }
 }

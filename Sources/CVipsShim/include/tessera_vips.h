@@ -23,6 +23,8 @@ const char *tsr_find_loader(const char *path);
 int tsr_open_default(const char *path, VipsImage **out);
 int tsr_open_tiff_page(const char *path, int page, VipsImage **out);
 int tsr_open_openslide_level(const char *path, int level, VipsImage **out);
+/// Opens with a named loader ("jpegload", "pngload"), skipping format detection.
+int tsr_open_with(const char *loader, const char *path, VipsImage **out);
 int tsr_load_buffer(const void *buf, size_t len, VipsImage **out);
 
 int tsr_width(VipsImage *im);
