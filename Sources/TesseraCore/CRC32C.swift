@@ -1,3 +1,4 @@
+import CDigest
 /// CRC-32C (Castagnoli; reflected polynomial 0x82F63B78), as used by iSCSI, ext4 and TFRecord.
 ///
 /// Results compose: `checksum(b, continuing: checksum(a)) == checksum(a + b)`, so a checksum can be
@@ -23,7 +24,17 @@ public enum CRC32C {
         return t
     }()
 
+    /// The SSE4.2 instruction runs ≈5× faster than the tables; the tables serve other CPUs.
+    static let hardware = tsr_crc32c_hardware_available() != 0
+
     public static func checksum(_ bytes: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return crc }
+        if hardware { return tsr_crc32c_hardware(crc, base, bytes.count) }
+        return software(bytes, continuing: crc)
+    }
+
+    /// Table-driven (slicing-by-8) CRC-32C.
+    static func software(_ bytes: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
         guard var p = bytes.baseAddress, bytes.count > 0 else { return crc }
         var remaining = bytes.count
         var c = ~crc

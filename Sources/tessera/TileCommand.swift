@@ -45,7 +45,7 @@ struct TileCommand: ParsableCommand {
     var maskDir: String?
     @Option(help: "Tile encoding: jpg, png, rgb8 (default jpg).")
     var format: TileFormat?
-    @Option(help: "JPEG quality 1–100 (default 90).")
+    @Option(help: "JPEG quality 1–100 for re-encoded tiles (default 90); tiles copied from the slide keep its quality.")
     var quality: Int?
     @Option(name: .customLong("shard-size"), help: "Target shard size, e.g. 64MB, 1GiB (default 64MiB).")
     var shardSize: String?

@@ -223,6 +223,41 @@ final class TileRunTests: XCTestCase {
         XCTAssertEqual(m.slides[0].samples, 9)
     }
 
+    func testBlankSlideIsFlaggedAndSkipped() throws {
+        let dir = Fixtures.tempDir(self)
+        // A pyramid of pure glass: white with faint noise, no stain.
+        XCTAssertEqual(try Fixtures.run("vips", ["gaussnoise", dir + "/noise.v", "1200", "900", "--mean", "245", "--sigma", "2"]).status, 0)
+        XCTAssertEqual(try Fixtures.run("vips", ["cast", dir + "/noise.v", dir + "/grey.v", "uchar"]).status, 0)
+        XCTAssertEqual(try Fixtures.run("vips", ["bandjoin", "\(dir)/grey.v \(dir)/grey.v \(dir)/grey.v", dir + "/glass.tif[tile,pyramid,compression=jpeg]"]).status, 0)
+        _ = try TileRun(config: config([dir + "/glass.tif"], dir + "/ds") { $0.assumeMpp = 0.5 }).run()
+        let record = try DatasetManifest.load(directory: dir + "/ds").slides[0]
+        XCTAssertEqual(record.status, .skipped)
+        XCTAssertTrue(record.flags.contains("almost-no-tissue"), "\(record.flags)")
+        XCTAssertTrue(record.reason?.contains("tissue") ?? false)
+    }
+
+    func testInspectAndVerifyReportRealProblems() throws {
+        let dir = Fixtures.tempDir(self) + "/ds"
+        _ = try TileRun(config: config([Fixtures.svs, Fixtures.fixture("broken.svs")], dir) { $0.mpp = 0.5; $0.shardSize = 200_000 }).run()
+        let report = try DatasetInspector.report(directory: dir)
+        let m = try DatasetManifest.load(directory: dir)
+        XCTAssertTrue(report.contains("CMU-1-Small-Region"))
+        XCTAssertTrue(report.contains("\(m.samples) samples in \(m.shards.count) shards"))
+        XCTAssertTrue(report.contains("1 done, 0 skipped, 1 failed"))
+        XCTAssertEqual(try DatasetVerifier.verify(directory: dir), [])
+        // Flip one byte inside the second shard's image data: verify names the shard and the sample.
+        let shard = dir + "/shards/" + m.shards[1].name
+        var data = try Data(contentsOf: URL(fileURLWithPath: shard))
+        data[5000] ^= 0xFF
+        try data.write(to: URL(fileURLWithPath: shard))
+        let problems = try DatasetVerifier.verify(directory: dir)
+        XCTAssertFalse(problems.isEmpty)
+        XCTAssertTrue(problems.joined().contains(m.shards[1].name), problems.joined(separator: "\n"))
+        // A stray file in shards/ is reported too.
+        try Data([1, 2, 3]).write(to: URL(fileURLWithPath: dir + "/shards/shard-000099.tar"))
+        XCTAssertTrue(try DatasetVerifier.verify(directory: dir).joined().contains("shard-000099.tar"))
+    }
+
     func testSlideIdsAreSafeKeys() throws {
         XCTAssertEqual(SlideDiscovery.id(forRelativePath: "a/b/CMU-1.v2.svs"), "a__b__CMU-1_v2")
         XCTAssertEqual(SlideDiscovery.id(forRelativePath: "../../etc/passwd.png"), "etc__passwd")
