@@ -78,7 +78,7 @@ final class PassThroughAndFaultTests: XCTestCase {
         XCTAssertEqual(try Fixtures.run(binary, args + ["-o", reference]).status, 0)
 
         let killed = dir + "/killed"
-        var rng = SplitMix(seed: 20261122)
+        var rng = SplitMix64(seed: 20261122)
         var kills = 0
         for _ in 0..<4 {
             let p = Process()
@@ -162,15 +162,3 @@ final class PassThroughAndFaultTests: XCTestCase {
     }
 }
 
-/// SplitMix64: a tiny seeded generator so a failing kill schedule can be replayed.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt32 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return UInt32(truncatingIfNeeded: z ^ (z >> 31))
-    }
-}

@@ -22,7 +22,7 @@ final class ShardWriterTests: XCTestCase {
     // MARK: Helpers
 
     private func makeSamples(count: Int = 50, seed: UInt64 = 1) -> [ShardSample] {
-        var rng = TestRNG(seed: seed)
+        var rng = SplitMix64(seed: seed)
         return (0..<count).map { i in
             let imageSize = Int.random(in: 1000...6000, using: &rng)
             let image = (0..<imageSize).map { _ in UInt8.random(in: 0...255, using: &rng) }
@@ -138,7 +138,7 @@ final class ShardWriterTests: XCTestCase {
     }
 
     func testSampleLargerThanTargetFormsItsOwnShard() throws {
-        var rng = TestRNG(seed: 5)
+        var rng = SplitMix64(seed: 5)
         let big = (0..<(3 * 1024 * 1024 + 17)).map { _ in UInt8.random(in: 0...255, using: &rng) }
         let samples = [
             ShardSample(key: "small", files: [(ext: "bin", bytes: [1, 2, 3])]),
@@ -379,7 +379,7 @@ final class ShardWriterTests: XCTestCase {
         XCTAssertTrue(problems.contains { $0.contains("must be [dataOffset, length]") }, problems.joined(separator: "\n"))
 
         // Random bytes in place of the tar: reported, not a crash.
-        var rng = TestRNG(seed: 77)
+        var rng = SplitMix64(seed: 77)
         try Data((0..<5000).map { _ in UInt8.random(in: 0...255, using: &rng) }).write(to: url(info.name))
         let garbage = ShardVerifier.verify(shardAt: url(info.name), expected: info).joined(separator: "\n")
         XCTAssertTrue(garbage.contains("tar structure invalid"), garbage)
@@ -536,15 +536,3 @@ final class ShardWriterTests: XCTestCase {
     }
 }
 
-/// Deterministic generator so the same samples (and shards) are produced on every run.
-struct TestRNG: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
