@@ -29,7 +29,7 @@ let package = Package(
                 dependencies: ["TesseraCore", "TesseraSlide", "TesseraShards", "Yams"],
                 swiftSettings: optimize),
         .executableTarget(name: "tessera",
-                          dependencies: ["TesseraPipeline",
+                          dependencies: ["TesseraPipeline", "TesseraShards", "TesseraSlide",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: optimize),
         .target(name: "TesseraTestSupport", path: "Tests/Support"),

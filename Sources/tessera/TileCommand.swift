@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import TesseraCore
 import TesseraPipeline
+import TesseraShards
 import TesseraSlide
 
 extension TissueMethod: ExpressibleByArgument {}
@@ -124,8 +125,22 @@ struct InspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "inspect", abstract: "Per-slide and per-shard counts of a dataset.")
     @Argument(help: "Dataset directory.")
     var directory: String
+    @Option(name: .customLong("contact-sheet"), help: "Also write DIR/contact-sheet.png with this many random tiles (0 = none).")
+    var contactSheet = 64
+    @Option(help: "Seed choosing the contact-sheet tiles.")
+    var seed: UInt64 = 0
     func run() throws {
-        do { print(try DatasetInspector.report(directory: directory)) } catch { throw fail(error) }
+        do {
+            print(try DatasetInspector.report(directory: directory))
+            if contactSheet > 0 {
+                let reader = try DatasetReader(directory: directory, allowIncomplete: true)
+                if reader.count > 0 {
+                    let path = directory + "/contact-sheet.png"
+                    try PNGWriter.write(try ContactSheet.render(reader, count: contactSheet, seed: seed), to: path)
+                    print("contact sheet: \(path) (\(min(contactSheet, reader.count)) random tiles)")
+                }
+            }
+        } catch { throw fail(error) }
     }
 }
 

@@ -1,0 +1,102 @@
+import Foundation
+import TesseraCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One sample read back from a shard: its key and the bytes of each member by extension.
+public struct ShardRecord: Sendable, Equatable {
+    public var key: String
+    public var members: [String: [UInt8]]
+    public init(key: String, members: [String: [UInt8]]) {
+        self.key = key
+        self.members = members
+    }
+}
+
+/// A complete shard opened for reading: the tar memory-mapped, its index loaded and checked.
+///
+/// Guarantees: every record returned has passed its CRC32C check and lies inside the file;
+/// a damaged, truncated or hostile shard gives a `TesseraError` naming the shard and the sample,
+/// never a crash and never wrong bytes. Safe to share between threads (read-only mapping).
+public final class ShardFile: @unchecked Sendable {
+    public let path: String
+    public let index: ShardIndex
+    private let base: UnsafeRawPointer?
+    private let size: Int
+
+    public var count: Int { index.samples.count }
+
+    public init(path: String) throws {
+        self.path = path
+        let idxPath = ShardIndex.indexURL(forShardAt: URL(fileURLWithPath: path)).path
+        guard let idxData = FileManager.default.contents(atPath: idxPath) else {
+            throw TesseraError(.unreadable, path: idxPath, "index sidecar missing or unreadable",
+                               hint: "run `tessera verify` on the dataset; re-tile if the index was lost")
+        }
+        do { index = try ShardIndex.decode(idxData) } catch {
+            throw TesseraError(.corrupt, path: idxPath, "index is not valid JSON for a shard index: \(error)")
+        }
+        guard index.version <= ShardIndex.currentVersion else {
+            throw TesseraError(.unsupportedFormat, path: idxPath, "index version \(index.version) is newer than this reader", hint: "upgrade tessera")
+        }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw AtomicFile.ioError(path: path, "cannot open shard") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw AtomicFile.ioError(path: path, "cannot stat shard") }
+        size = Int(st.st_size)
+        if size > 0 {
+            let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
+            guard let p, p != MAP_FAILED else { throw AtomicFile.ioError(path: path, "cannot map shard") }
+            base = UnsafeRawPointer(p)
+        } else {
+            base = nil
+        }
+        // Check the index against the file once, so that reads need only the CRC.
+        for (i, e) in index.samples.enumerated() {
+            guard e.offset >= 0, e.length > 0, e.offset <= size, e.length <= size - e.offset else {
+                throw TesseraError(.corrupt, path: path, "sample \(i) (\(e.key)) lies outside the file (\(size) bytes): the shard is truncated",
+                                   hint: "re-tile or restore this shard; `tessera verify` lists every damaged shard")
+            }
+            guard Self.isSafeKey(e.key) else {
+                throw TesseraError(.corrupt, path: path, "sample \(i) has an unsafe key \"\(e.key)\" (path separators or '..')")
+            }
+            for (ext, r) in e.members {
+                guard r.count == 2, r[0] >= e.offset, r[1] >= 0, r[0] <= e.offset + e.length, r[1] <= e.offset + e.length - r[0],
+                      !ext.isEmpty, !ext.contains("/") else {
+                    throw TesseraError(.corrupt, path: path, "sample \(i) (\(e.key)): member .\(ext) has an invalid range in the index")
+                }
+            }
+        }
+    }
+
+    deinit {
+        if let base { munmap(UnsafeMutableRawPointer(mutating: base), size) }
+    }
+
+    static func isSafeKey(_ key: String) -> Bool {
+        !key.isEmpty && !key.contains("/") && !key.contains("\\") && key != ".." && !key.hasPrefix(".") && !key.utf8.contains(0)
+    }
+
+    /// The `i`-th sample of this shard, CRC-checked.
+    public func record(_ i: Int) throws -> ShardRecord {
+        guard i >= 0 && i < index.samples.count else {
+            throw TesseraError(.invalidConfig, path: path, "sample \(i) out of range (shard holds \(index.samples.count))")
+        }
+        let e = index.samples[i]
+        let bytes = UnsafeRawBufferPointer(start: base! + e.offset, count: e.length)
+        let crc = CRC32C.checksum(bytes)
+        guard crc == e.crc32c else {
+            throw TesseraError(.corrupt, path: path, "sample \(i) (\(e.key)) fails its CRC32C check (stored \(hex(e.crc32c)), read \(hex(crc))): the shard is damaged",
+                               hint: "restore or re-tile this shard; `tessera verify` lists every damaged shard")
+        }
+        var members: [String: [UInt8]] = [:]
+        for (ext, r) in e.members {
+            members[ext] = [UInt8](UnsafeRawBufferPointer(start: base! + r[0], count: r[1]))
+        }
+        return ShardRecord(key: e.key, members: members)
+    }
+
+    private func hex(_ v: UInt32) -> String { String(format: "%08x", v) }
+}
