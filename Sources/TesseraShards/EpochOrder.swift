@@ -74,7 +74,15 @@ public struct EpochOrder: Sequence, Sendable {
     func globalStream() -> AnyIterator<Int> {
         var rng = SplitMix64(seed: Self.mix(order.seed, UInt64(epoch)))
         var shardOrder = Array(shards.indices)
-        if order.shuffle { shardOrder.shuffle(using: &rng) }
+        if order.shuffle {
+            // Fisher–Yates with a plain modulo draw, spelled out so other readers
+            // (scripts/tessera_dataset.py) reproduce the order exactly.
+            var i = shardOrder.count - 1
+            while i > 0 {
+                shardOrder.swapAt(i, Int(rng.next() % UInt64(i + 1)))
+                i -= 1
+            }
+        }
         var shardCursor = 0, sampleCursor = 0
         func nextInShards() -> Int? {
             while shardCursor < shardOrder.count {

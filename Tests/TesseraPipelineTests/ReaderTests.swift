@@ -6,10 +6,13 @@ import TesseraSlide
 import TesseraTestSupport
 import XCTest
 
+let sharedDatasetPath = NSTemporaryDirectory() + "tessera-reader-\(getpid())"
+
 /// The shard reader on real tiles: the bundled slide plus two microscopy images, in several shards.
 final class ReaderTests: XCTestCase {
+    /// Shared by the reader and interop tests; removed when the test process exits.
     static let dataset: String = {
-        let dir = NSTemporaryDirectory() + "tessera-reader-" + UUID().uuidString
+        let dir = sharedDatasetPath
         var c = TileConfig()
         c.inputs = [Fixtures.svs, Fixtures.fixture("ihc.png"), Fixtures.fixture("BloodImage_00000.jpg")]
         c.output = dir
@@ -20,12 +23,9 @@ final class ReaderTests: XCTestCase {
         c.assumeMpp = 0.5
         c.shardSize = 150_000
         _ = try! TileRun(config: c).run()
+        atexit { try? FileManager.default.removeItem(atPath: sharedDatasetPath) }
         return dir
     }()
-
-    override class func tearDown() {
-        try? FileManager.default.removeItem(atPath: dataset)
-    }
 
     func testRandomAccessMatchesTarAndManifest() throws {
         let reader = try DatasetReader(directory: Self.dataset)

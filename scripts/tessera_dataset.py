@@ -1,0 +1,257 @@
+"""Read a Tessera dataset from Python with no Tessera code: numpy only (Pillow to decode JPEG/PNG,
+torch optional).
+
+    from tessera_dataset import TesseraDataset
+    ds = TesseraDataset("out/demo", seed=0, epoch=0, rank=0, world_size=1)
+    for sample in ds:            # dicts: key, image (H×W×3 uint8), meta (dict), index
+        ...
+    ds.torch()                   # a torch.utils.data.IterableDataset over the same samples
+
+The epoch order, partitioning and padding are the Swift reader's (TesseraShards.EpochOrder),
+reproduced exactly: shards permuted by Fisher–Yates with SplitMix64 seeded from (seed, epoch),
+then a shuffle buffer; participant q of P = world_size × workers takes positions q, q+P, …
+Every record is checked against the CRC32C in the shard index (verify=True, the default).
+"""
+import json
+import mmap
+import os
+
+MASK64 = (1 << 64) - 1
+
+
+class SplitMix64:
+    """SplitMix64 (Steele, Lea & Flood 2014), bit-identical to TesseraCore.SplitMix64."""
+
+    def __init__(self, seed):
+        self.state = seed & MASK64
+
+    def next(self):
+        self.state = (self.state + 0x9E3779B97F4A7C15) & MASK64
+        z = self.state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+        return z ^ (z >> 31)
+
+
+def _mix(a, b):
+    g = SplitMix64(a ^ 0x5DEECE66D1CE4E5B)
+    g.next()
+    g.state ^= (b * 0x9E3779B97F4A7C15) & MASK64
+    return g.next()
+
+
+def _crc32c_table():
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+_CRC_TABLE = _crc32c_table()
+
+
+def crc32c(data):
+    try:  # fast path when a CRC32C package is installed
+        import crc32c as _c
+        return _c.crc32c(data)
+    except ImportError:
+        pass
+    c = 0xFFFFFFFF
+    t = _CRC_TABLE
+    for b in data:
+        c = t[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+class DamagedShard(Exception):
+    pass
+
+
+class TesseraDataset:
+    def __init__(self, directory, seed=0, epoch=0, shuffle=True, shuffle_buffer=8192, rank=0, world_size=1,
+                 worker=0, workers=1, drop_last=False, slides=None, decode=True, verify=True):
+        self.directory = directory
+        with open(os.path.join(directory, "manifest.json")) as f:
+            self.manifest = json.load(f)
+        if self.manifest["status"] != "complete":
+            raise ValueError(f"{directory}: dataset is not complete (status {self.manifest['status']})")
+        self.shards = []
+        for info in self.manifest["shards"]:
+            path = os.path.join(directory, "shards", info["name"])
+            with open(path[:-4] + ".idx") as f:
+                index = json.load(f)
+            if len(index["samples"]) != info["samples"]:
+                raise DamagedShard(f"{path}: index holds {len(index['samples'])} samples, manifest lists {info['samples']}")
+            self.shards.append((path, index["samples"]))
+        self.starts = []
+        n = 0
+        for _, samples in self.shards:
+            self.starts.append(n)
+            n += len(samples)
+        self.count = n
+        self.slide_runs = []
+        g = 0
+        for s in self.manifest["slides"]:
+            if s["samples"] > 0:
+                self.slide_runs.append((g, s["id"]))
+                g += s["samples"]
+        self.seed, self.epoch, self.shuffle, self.shuffle_buffer = seed, epoch, shuffle, shuffle_buffer
+        self.rank, self.world_size, self.worker, self.workers = rank, world_size, worker, workers
+        self.drop_last, self.slides, self.decode, self.verify = drop_last, slides, decode, verify
+        self._maps = {}
+
+    # ---- order -------------------------------------------------------------------------------
+    def slide_id(self, i):
+        lo, hi = 0, len(self.slide_runs) - 1
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self.slide_runs[mid][0] <= i:
+                lo = mid
+            else:
+                hi = mid - 1
+        return self.slide_runs[lo][1]
+
+    def _selection(self):
+        out = []
+        for s, (_, samples) in enumerate(self.shards):
+            ids = range(self.starts[s], self.starts[s] + len(samples))
+            if self.slides is not None:
+                ids = [i for i in ids if self.slide_id(i) in self.slides]
+            out.append(list(ids))
+        return out
+
+    def _global_stream(self, shards):
+        rng = SplitMix64(_mix(self.seed, self.epoch))
+        order = list(range(len(shards)))
+        if self.shuffle:
+            i = len(order) - 1
+            while i > 0:
+                j = rng.next() % (i + 1)
+                order[i], order[j] = order[j], order[i]
+                i -= 1
+        flat = (g for s in order for g in shards[s])
+        if not self.shuffle:
+            yield from flat
+            return
+        buf = []
+        for g in flat:
+            buf.append(g)
+            if len(buf) >= self.shuffle_buffer:
+                pick = rng.next() % len(buf)
+                buf[pick], buf[-1] = buf[-1], buf[pick]
+                yield buf.pop()
+        while buf:
+            pick = rng.next() % len(buf)
+            buf[pick], buf[-1] = buf[-1], buf[pick]
+            yield buf.pop()
+
+    def indices(self, position=0):
+        """This participant's global sample indices for the epoch, from `position` on."""
+        shards = self._selection()
+        total = sum(len(s) for s in shards)
+        p = self.world_size * self.workers
+        q = self.rank * self.workers + self.worker
+        limit = total // p if self.drop_last else (total + p - 1) // p
+        g = 0
+        stream = self._global_stream(shards)
+        while g // p < limit:
+            if g == total:
+                stream = self._global_stream(shards)
+            v = next(stream)
+            if g % p == q and g // p >= position:
+                yield v
+            g += 1
+
+    # ---- records -----------------------------------------------------------------------------
+    def _map(self, s):
+        if s not in self._maps:
+            with open(self.shards[s][0], "rb") as f:
+                self._maps[s] = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        return self._maps[s]
+
+    def record(self, i):
+        """Global sample i: dict with key, meta, index, and image (decoded) or raw member bytes."""
+        lo, hi = 0, len(self.starts) - 1
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self.starts[mid] <= i:
+                lo = mid
+            else:
+                hi = mid - 1
+        path, samples = self.shards[lo]
+        e = samples[i - self.starts[lo]]
+        m = self._map(lo)
+        if e["offset"] + e["length"] > len(m):
+            raise DamagedShard(f"{path}: sample {e['key']} lies past the end of the file (truncated shard)")
+        if self.verify and crc32c(m[e["offset"]:e["offset"] + e["length"]]) != e["crc32c"]:
+            raise DamagedShard(f"{path}: sample {e['key']} fails its CRC32C check")
+        members = {ext: bytes(m[r[0]:r[0] + r[1]]) for ext, r in e["members"].items()}
+        meta = json.loads(members["json"])
+        out = {"key": e["key"], "meta": meta, "index": i}
+        if self.decode:
+            out["image"] = decode_tile(members, meta)
+        else:
+            out["members"] = members
+        return out
+
+    def __iter__(self):
+        for i in self.indices():
+            yield self.record(i)
+
+    def __len__(self):
+        p = self.world_size * self.workers
+        total = sum(len(s) for s in self._selection())
+        return total // p if self.drop_last else (total + p - 1) // p
+
+    def torch(self):
+        """A torch IterableDataset; each DataLoader worker takes its own partition."""
+        import torch
+
+        parent = self
+
+        class _Iterable(torch.utils.data.IterableDataset):
+            def __iter__(self):
+                info = torch.utils.data.get_worker_info()
+                ds = parent
+                if info is not None:
+                    ds = TesseraDataset(parent.directory, parent.seed, parent.epoch, parent.shuffle, parent.shuffle_buffer,
+                                        parent.rank, parent.world_size, info.id, info.num_workers, parent.drop_last,
+                                        parent.slides, parent.decode, parent.verify)
+                for s in ds:
+                    yield torch.from_numpy(s["image"]).permute(2, 0, 1), s["meta"]
+
+        return _Iterable()
+
+
+def decode_tile(members, meta):
+    import numpy as np
+    if "rgb8" in members:
+        n = meta["tile_size"]
+        return np.frombuffer(members["rgb8"], dtype=np.uint8).reshape(n, n, 3)
+    from io import BytesIO
+    from PIL import Image
+    data = members.get("jpg") or members.get("png")
+    return np.asarray(Image.open(BytesIO(data)).convert("RGB"))
+
+
+if __name__ == "__main__":
+    import argparse
+    ap = argparse.ArgumentParser(description="Print a Tessera dataset's epoch order or sample keys.")
+    ap.add_argument("directory")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--epoch", type=int, default=0)
+    ap.add_argument("--no-shuffle", action="store_true")
+    ap.add_argument("--shuffle-buffer", type=int, default=8192)
+    ap.add_argument("--rank", type=int, default=0)
+    ap.add_argument("--world-size", type=int, default=1)
+    ap.add_argument("--drop-last", action="store_true")
+    ap.add_argument("--slides", default=None, help="comma-separated slide ids")
+    ap.add_argument("--indices", action="store_true", help="print global indices instead of keys")
+    a = ap.parse_args()
+    ds = TesseraDataset(a.directory, a.seed, a.epoch, not a.no_shuffle, a.shuffle_buffer, a.rank, a.world_size,
+                        drop_last=a.drop_last, slides=set(a.slides.split(",")) if a.slides else None, decode=False)
+    for i in ds.indices():
+        print(i if a.indices else ds.record(i)["key"])
