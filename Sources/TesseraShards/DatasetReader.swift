@@ -122,7 +122,8 @@ public final class DatasetReader: @unchecked Sendable {
 }
 
 /// Records of one participant's epoch, in order; `state` is where it stands (save it with a checkpoint).
-public struct RecordStream {
+/// Use from one thread at a time (it may be handed to another thread).
+public struct RecordStream: @unchecked Sendable {
     let reader: DatasetReader
     public let order: EpochOrder
     public private(set) var state: ReaderState

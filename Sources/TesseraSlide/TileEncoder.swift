@@ -57,6 +57,7 @@ public struct TileEncoder: Sendable {
 /// Decodes encoded image bytes (JPEG, PNG, TIFF...) to RGB, for checks and readers.
 public enum ImageDecoder {
     public static func decodeRGB(_ bytes: [UInt8]) throws -> RGBImage {
+        if bytes.count > 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 { return try decodeJPEG(bytes) }
         try VipsRuntime.start()
         var pixels: UnsafeMutablePointer<UInt8>?
         var w: Int32 = 0, h: Int32 = 0, b: Int32 = 0
@@ -70,6 +71,18 @@ public enum ImageDecoder {
             for c in 0..<3 { rgb[3 * i + c] = pixels[i * bands + min(c, bands - 1)] }
         }
         return RGBImage(width: Int(w), height: Int(h), pixels: rgb)
+    }
+
+    /// JPEG through libjpeg-turbo directly: libvips' per-image set-up would cost more than the
+    /// decode of a 256² tile. 3-component JPEGs only (what Tessera writes and copies).
+    static func decodeJPEG(_ bytes: [UInt8]) throws -> RGBImage {
+        var out: UnsafeMutablePointer<UInt8>?
+        var w: Int32 = 0, h: Int32 = 0
+        var message = [CChar](repeating: 0, count: 200)
+        let rc = bytes.withUnsafeBufferPointer { tsr_jpeg_decode_rgb($0.baseAddress, $0.count, &out, &w, &h, &message, message.count) }
+        guard rc == 0, let out else { throw TesseraError(.corrupt, "decoding JPEG failed: \(String(cString: message))") }
+        defer { free(out) }
+        return RGBImage(width: Int(w), height: Int(h), pixels: Array(UnsafeBufferPointer(start: out, count: Int(w) * Int(h) * 3)))
     }
 
     /// Reads any image file libvips opens, converted to 8-bit RGB as tiling would.

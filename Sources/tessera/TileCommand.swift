@@ -160,3 +160,39 @@ struct VerifyCommand: ParsableCommand {
         }
     }
 }
+
+struct ReadCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "read",
+        abstract: "Read one epoch of a dataset as a training loader would (CRC-checked), and report the rate.")
+    @Argument(help: "Dataset directory.")
+    var directory: String
+    @Flag(help: "Decode every tile to pixels.")
+    var decode = false
+    @Option(help: "Reader threads, each a worker partition of the epoch (default 1).")
+    var threads = 1
+    @Option(help: "Shuffle seed.")
+    var seed: UInt64 = 0
+    @Option(help: "Epoch number (the order is a function of seed and epoch).")
+    var epoch = 0
+    @Flag(name: .customLong("no-shuffle"), help: "Read in manifest order.")
+    var noShuffle = false
+    @Flag(help: "Print one JSON line instead of text.")
+    var json = false
+
+    func run() throws {
+        do {
+            let reader = try DatasetReader(directory: directory)
+            var order = ReadOrder()
+            order.seed = seed
+            order.shuffle = !noShuffle
+            let r = try ReadThroughput.run(reader, order: order, epoch: epoch, decode: decode, threads: max(1, threads))
+            if json {
+                print("{\"samples\": \(r.samples), \"bytes\": \(r.bytes), \"pixels\": \(r.pixels), \"seconds\": \(r.seconds)}")
+            } else {
+                print(String(format: "%d samples, %.1f MB in %.2f s: %.0f samples/s, %.0f MB/s%@", r.samples, Double(r.bytes) / 1e6, r.seconds,
+                             Double(r.samples) / r.seconds, Double(r.bytes) / 1e6 / r.seconds, decode ? " (decoded)" : ""))
+            }
+        } catch { throw fail(error) }
+    }
+}

@@ -89,3 +89,8 @@ const char *tsr_tiff_last_error(void);
 /// per-tile hot path calls the same libjpeg-turbo that libvips links. Caller frees *out with free().
 int tsr_jpeg_encode_rgb(const uint8_t *pixels, int width, int height, int row_stride, int quality,
                         int chroma_subsample, uint8_t **out, size_t *len, char *error, size_t error_len);
+
+/// Decodes a baseline/progressive JPEG to packed 8-bit RGB with libjpeg-turbo (default IDCT, as
+/// libvips and Pillow use, so pixels match theirs). Caller frees *out with free().
+int tsr_jpeg_decode_rgb(const uint8_t *data, size_t len, uint8_t **out, int *width, int *height,
+                        char *error, size_t error_len);
