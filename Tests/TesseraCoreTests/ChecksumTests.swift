@@ -149,11 +149,11 @@ final class ChecksumTests: XCTestCase {
 final class CRC32CPathTests: XCTestCase {
     /// The hardware and table paths agree on every length and alignment, continuation included.
     func testHardwareAndSoftwareAgree() {
-        var bytes = [UInt8](repeating: 0, count: 4099)
+        var bytes = [UInt8](repeating: 0, count: 60_000)
         var x: UInt32 = 12345
         for i in bytes.indices { x = x &* 1_103_515_245 &+ 12345; bytes[i] = UInt8(truncatingIfNeeded: x >> 16) }
         bytes.withUnsafeBytes { raw in
-            for (start, length) in [(0, 0), (0, 1), (1, 7), (3, 8), (5, 63), (0, 4099), (17, 4000)] {
+            for (start, length) in [(0, 0), (0, 1), (1, 7), (3, 8), (5, 63), (0, 4099), (17, 4000), (0, 12288), (1, 12289), (7, 36_871), (3, 59_990)] {
                 let slice = UnsafeRawBufferPointer(rebasing: raw[start..<(start + length)])
                 XCTAssertEqual(CRC32C.checksum(slice), CRC32C.software(slice), "\(start)+\(length)")
                 XCTAssertEqual(CRC32C.checksum(slice, continuing: 0xDEADBEEF), CRC32C.software(slice, continuing: 0xDEADBEEF))
