@@ -66,23 +66,14 @@ int tsr_open_with(const char *loader, const char *path, VipsImage **out) {
     return -1;
 }
 
-int tsr_load_buffer(const void *buf, size_t len, VipsImage **out) {
-    *out = vips_image_new_from_buffer(buf, len, "", "fail_on", VIPS_FAIL_ON_ERROR, NULL);
-    return *out ? 0 : -1;
-}
 
 int tsr_width(VipsImage *im) { return vips_image_get_width(im); }
 int tsr_height(VipsImage *im) { return vips_image_get_height(im); }
 int tsr_bands(VipsImage *im) { return vips_image_get_bands(im); }
 int tsr_format(VipsImage *im) { return (int) vips_image_get_format(im); }
-int tsr_interpretation(VipsImage *im) { return (int) vips_image_get_interpretation(im); }
 int tsr_n_pages(VipsImage *im) { return vips_image_get_n_pages(im); }
 double tsr_xres(VipsImage *im) { return vips_image_get_xres(im); }
-double tsr_yres(VipsImage *im) { return vips_image_get_yres(im); }
 
-int tsr_has_field(VipsImage *im, const char *name) {
-    return vips_image_get_typeof(im, name) != 0;
-}
 
 char *tsr_get_string(VipsImage *im, const char *name) {
     if (!vips_image_get_typeof(im, name)) return NULL;
@@ -173,9 +164,6 @@ int tsr_minmax(VipsImage *in, double *min, double *max) {
     return 0;
 }
 
-int tsr_percent(VipsImage *in, double percent, int *threshold) {
-    return vips_percent(in, percent, threshold, NULL);
-}
 
 static VipsKernel kernel_named(const char *k) {
     if (!k) return VIPS_KERNEL_LANCZOS3;
@@ -190,9 +178,6 @@ int tsr_resize(VipsImage *in, VipsImage **out, double scale, const char *kernel)
     return vips_resize(in, out, scale, "kernel", kernel_named(kernel), NULL);
 }
 
-int tsr_shrink(VipsImage *in, VipsImage **out, double hshrink, double vshrink) {
-    return vips_shrink(in, out, hshrink, vshrink, NULL);
-}
 
 VipsRegion *tsr_region_new(VipsImage *im) { return vips_region_new(im); }
 

@@ -3,7 +3,8 @@ import Foundation
 import Glibc
 #endif
 
-/// Writes files so that readers see either the old or the new complete content, never a torn one.
+/// File helpers: writes that readers see either whole or not at all (never torn), whole-file reads,
+/// and errno turned into errors that name the file.
 public enum AtomicFile {
     /// Writes `data` to `path` through a temporary file, fsync and rename.
     public static func write(_ data: Data, to path: String) throws {
@@ -23,6 +24,25 @@ public enum AtomicFile {
         if fsync(fd) != 0 { let e = ioError(path: path, "cannot flush"); close(fd); unlink(tmp); throw e }
         close(fd)
         guard rename(tmp, path) == 0 else { let e = ioError(path: path, "cannot rename into place"); unlink(tmp); throw e }
+    }
+
+    /// The whole regular file, or nil when it cannot be read. (FileManager.contents leaked its
+    /// buffer when the caller threw afterwards, as the fuzzer found.)
+    public static func read(_ path: String) -> Data? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
+        var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + done, $0.count - done) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return nil }
+            done += n
+        }
+        return Data(bytes)
     }
 
     /// A `TesseraError` for the current `errno`, saying "no space" plainly when that is the cause.

@@ -71,7 +71,7 @@ struct TileWorker: Sendable {
             }
         case .whole(let index, let input, let skip):
             let sha = config.checksumSlides ? try? SHA256.hexDigest(ofFileAt: input.path) : nil
-            let prepared = prepare(input)
+            let prepared = Self.prepare(input, config: config)
             let start = TileOutput.slide(index: index, input: input, prepared: prepared, sha256: sha, skipBefore: skip)
             guard case .success(let p) = prepared, p.positions.count > skip else {
                 return .whole(start: start, tiles: nil, failure: nil, end: .slideEnd(index: index))
@@ -88,13 +88,13 @@ struct TileWorker: Sendable {
     }
 
     /// Opens a slide, chooses its level and finds its tiles; errors name the file.
-    func prepare(_ input: InputFile) -> Result<PreparedSlide, TesseraError> {
+    static func prepare(_ input: InputFile, config: TileConfig) -> Result<PreparedSlide, TesseraError> {
         do {
             let slide = try Slide.open(path: input.path)
             let plan = try TilePlan.make(for: slide, target: config.target, assumeMpp: config.assumeMpp, allowUpsample: config.allowUpsample)
             return .success(try PreparedSlide.prepare(slide, plan: plan, options: config.sliceOptions(for: input)))
         } catch {
-            return .failure(Self.typed(error, path: input.path))
+            return .failure(typed(error, path: input.path))
         }
     }
 

@@ -185,7 +185,7 @@ public final class TileRun: @unchecked Sendable {
         let box = PrepareBox()
         let done = DispatchSemaphore(value: 0)
         let t = Thread { [self] in
-            box.result = TileWorker(config: config, encoder: TileEncoder(format: config.format), cancelled: CancelSet()).prepare(input)
+            box.result = TileWorker.prepare(input, config: config)
             done.signal()
             VipsRuntime.threadShutdown()
         }

@@ -104,7 +104,7 @@ public struct DatasetManifest: Codable, Sendable {
 
     public static func load(directory: String) throws -> DatasetManifest {
         let path = directory + "/" + fileName
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard let data = AtomicFile.read(path) else {
             throw TesseraError(.unreadable, path: path, "no manifest", hint: "is this a Tessera dataset directory? run `tessera tile` first")
         }
         do {

@@ -30,7 +30,7 @@ public final class ShardFile: @unchecked Sendable {
     public init(path: String) throws {
         self.path = path
         let idxPath = ShardIndex.indexURL(forShardAt: URL(fileURLWithPath: path)).path
-        guard let idxData = Self.readWholeFile(idxPath) else {
+        guard let idxData = AtomicFile.read(idxPath) else {
             throw TesseraError(.unreadable, path: idxPath, "index sidecar missing or unreadable",
                                hint: "run `tessera verify` on the dataset; re-tile if the index was lost")
         }
@@ -65,25 +65,6 @@ public final class ShardFile: @unchecked Sendable {
     }
 
     deinit { close(fd) }
-
-    /// The whole file, or nil when it cannot be read. (FileManager.contents leaked its buffer when
-    /// the caller threw afterwards, as the fuzzer found.)
-    static func readWholeFile(_ path: String) -> Data? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
-        var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + done, $0.count - done) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { return nil }
-            done += n
-        }
-        return Data(bytes)
-    }
 
     static func isSafeKey(_ key: String) -> Bool {
         !key.isEmpty && !key.contains("/") && !key.contains("\\") && key != ".." && !key.hasPrefix(".") && !key.utf8.contains(0)

@@ -25,19 +25,15 @@ int tsr_open_tiff_page(const char *path, int page, VipsImage **out);
 int tsr_open_openslide_level(const char *path, int level, VipsImage **out);
 /// Opens with a named loader ("jpegload", "pngload"), skipping format detection.
 int tsr_open_with(const char *loader, const char *path, VipsImage **out);
-int tsr_load_buffer(const void *buf, size_t len, VipsImage **out);
 
 int tsr_width(VipsImage *im);
 int tsr_height(VipsImage *im);
 int tsr_bands(VipsImage *im);
 int tsr_format(VipsImage *im);          // VipsBandFormat
-int tsr_interpretation(VipsImage *im);  // VipsInterpretation
 int tsr_n_pages(VipsImage *im);
 /// Field as a string (caller frees with tsr_free), or NULL when absent.
 char *tsr_get_string(VipsImage *im, const char *name);
-int tsr_has_field(VipsImage *im, const char *name);
 double tsr_xres(VipsImage *im);
-double tsr_yres(VipsImage *im);
 /// All metadata field names, NULL-terminated; free with tsr_free_strv.
 char **tsr_field_names(VipsImage *im);
 void tsr_free_strv(char **v);
@@ -47,12 +43,8 @@ void tsr_free_strv(char **v);
 int tsr_to_rgb8(VipsImage *in, VipsImage **out, double scale16, double offset16);
 /// Min and max of band values (whole image; used on thumbnails only).
 int tsr_minmax(VipsImage *in, double *min, double *max);
-/// Percentile of the first band's histogram (uchar/ushort images).
-int tsr_percent(VipsImage *in, double percent, int *threshold);
 /// Resample by `scale` with the named kernel ("lanczos3", "linear", "nearest", "cubic").
 int tsr_resize(VipsImage *in, VipsImage **out, double scale, const char *kernel);
-/// Box-filter integer shrink (area average).
-int tsr_shrink(VipsImage *in, VipsImage **out, double hshrink, double vshrink);
 
 VipsRegion *tsr_region_new(VipsImage *im);
 /// Fetches a rectangle and copies it, row by row, into dst (w*h*bands bytes, tightly packed).
