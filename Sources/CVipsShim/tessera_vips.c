@@ -212,10 +212,10 @@ int tsr_png_encode(const uint8_t *pixels, int width, int height, int bands, int 
     return r;
 }
 
-int tsr_png_save(const uint8_t *pixels, int width, int height, int bands, const char *path) {
+int tsr_png_save(const uint8_t *pixels, int width, int height, int bands, int compression, const char *path) {
     VipsImage *im = wrap(pixels, width, height, bands);
     if (!im) return -1;
-    int r = vips_pngsave(im, path, "compression", 6, "strip", TRUE, NULL);
+    int r = vips_pngsave(im, path, "compression", compression, "strip", TRUE, NULL);
     g_object_unref(im);
     return r;
 }

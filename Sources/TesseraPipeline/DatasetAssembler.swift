@@ -134,10 +134,11 @@ final class DatasetAssembler {
                 record.reason = "no tile has at least \(config.minTissue) tissue"
             }
         }
-        if config.thumbnails, let p = currentPrepared {
+        // With `--tissue none` every tile is kept and the overlay would only repeat the image.
+        if config.thumbnails, config.tissueMethod != .none || config.maskDir != nil, let p = currentPrepared {
             let relative = "thumbnails/\(record.id).png"
             do {
-                try PNGWriter.write(QCOverlay.render(p, written: written), to: directory + "/" + relative)
+                try PNGWriter.write(QCOverlay.render(p, written: written), to: directory + "/" + relative, compression: 1)
                 record.thumbnail = relative
             } catch { log("warning: \(error)") }
         }

@@ -94,9 +94,10 @@ public enum ImageDecoder {
 
 /// Writes a PNG file from an RGB raster.
 public enum PNGWriter {
-    public static func write(_ image: RGBImage, to path: String) throws {
+    /// `compression` 0–9: 1 writes QC thumbnails several times faster than the default 6.
+    public static func write(_ image: RGBImage, to path: String, compression: Int = 6) throws {
         try VipsRuntime.start()
-        let rc = image.pixels.withUnsafeBufferPointer { tsr_png_save($0.baseAddress, Int32(image.width), Int32(image.height), 3, path) }
+        let rc = image.pixels.withUnsafeBufferPointer { tsr_png_save($0.baseAddress, Int32(image.width), Int32(image.height), 3, Int32(compression), path) }
         if rc != 0 { throw TesseraError(.io, path: path, "writing PNG failed: \(VipsRuntime.takeError())") }
     }
 }

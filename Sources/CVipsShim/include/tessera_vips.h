@@ -55,7 +55,7 @@ int tsr_write_to_memory(VipsImage *im, uint8_t **out, size_t *len);
 /// PNG encoders over a tightly packed uchar buffer (bands 1, 3 or 4).
 int tsr_png_encode(const uint8_t *pixels, int width, int height, int bands, int compression,
                    void **out, size_t *len);
-int tsr_png_save(const uint8_t *pixels, int width, int height, int bands, const char *path);
+int tsr_png_save(const uint8_t *pixels, int width, int height, int bands, int compression, const char *path);
 /// Decodes an encoded image buffer to a packed uchar buffer.
 int tsr_decode(const void *buf, size_t len, uint8_t **pixels, int *width, int *height, int *bands);
 
