@@ -158,7 +158,7 @@ class TesseraDataset:
         g = 0
         stream = self._global_stream(shards)
         while g // p < limit:
-            if g == total:
+            if g > 0 and g % total == 0:
                 stream = self._global_stream(shards)
             v = next(stream)
             if g % p == q and g // p >= position:

@@ -19,18 +19,26 @@ int tsr_jpeg_encode_rgb(const uint8_t *pixels, int width, int height, int row_st
                         int chroma_subsample, uint8_t **out, size_t *len, char *error, size_t error_len) {
     struct jpeg_compress_struct c;
     struct error_mgr err;
-    unsigned char *buf = NULL;
-    unsigned long buf_len = 0;
+    // A buffer that no JPEG of this size can outgrow (6 bytes per pixel + headers), so libjpeg
+    // never reallocates it: on any error there is exactly this one buffer to free.
+    unsigned long capacity = (unsigned long) width * (unsigned long) height * 6 + 4096;
+    unsigned char *volatile buf = malloc(capacity);
+    unsigned long buf_len = capacity;
+    if (!buf) {
+        if (error && error_len) snprintf(error, error_len, "out of memory for a %dx%d JPEG", width, height);
+        return -1;
+    }
     c.err = jpeg_std_error(&err.base);
     err.base.error_exit = on_error;
     if (setjmp(err.jump)) {
         if (error && error_len) (*c.err->format_message)((j_common_ptr) &c, error);
         jpeg_destroy_compress(&c);
-        free(buf);
+        free((void *) buf);
         return -1;
     }
     jpeg_create_compress(&c);
-    jpeg_mem_dest(&c, &buf, &buf_len);
+    unsigned char *dest = (unsigned char *) buf;
+    jpeg_mem_dest(&c, &dest, &buf_len);
     c.image_width = (JDIMENSION) width;
     c.image_height = (JDIMENSION) height;
     c.input_components = 3;
@@ -47,7 +55,7 @@ int tsr_jpeg_encode_rgb(const uint8_t *pixels, int width, int height, int row_st
     }
     jpeg_finish_compress(&c);
     jpeg_destroy_compress(&c);
-    *out = buf;
+    *out = dest;
     *len = buf_len;
     return 0;
 }

@@ -27,10 +27,13 @@ public enum SlideDiscovery {
                 found.append((id(forRelativePath: (input as NSString).lastPathComponent), input, size(input)))
             }
         }
-        var used: [String: Int] = [:]
+        // Same-named slides in different folders get _2, _3… in path order, never an id already taken.
+        var taken = Set<String>()
         return found.map { f in
             var id = f.id
-            if let n = used[f.id] { used[f.id] = n + 1; id = "\(f.id)_\(n + 1)" } else { used[f.id] = 1 }
+            var n = 1
+            while taken.contains(id) { n += 1; id = "\(f.id)_\(n)" }
+            taken.insert(id)
             return InputFile(id: id, path: f.path, bytes: f.bytes)
         }
     }

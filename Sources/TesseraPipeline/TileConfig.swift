@@ -34,7 +34,7 @@ public struct TileConfig: Codable, Sendable, Equatable {
     /// grid (level used as is, tile size = stride = the TIFF tile size, JPEG output).
     public var passThrough = true
     // Settings below do not change the output bytes and are not part of the config hash.
-    public var workers: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    public var workers: Int = min(256, max(1, ProcessInfo.processInfo.activeProcessorCount))
     /// Per-slide time limit in seconds (watchdog); 0 disables it.
     public var slideTimeout: Double = 1800
     /// Tiles read per strip fetch.
@@ -162,7 +162,9 @@ public enum ByteSize {
         let units: [(String, Double)] = [("gib", 1_073_741_824), ("mib", 1_048_576), ("kib", 1024), ("gb", 1e9), ("mb", 1e6), ("kb", 1e3),
                                          ("g", 1_073_741_824), ("m", 1_048_576), ("k", 1024), ("b", 1)]
         for (u, f) in units where s.hasSuffix(u) {
-            if let v = Double(s.dropLast(u.count).trimmingCharacters(in: .whitespaces)), v > 0 { return Int(v * f) }
+            if let v = Double(s.dropLast(u.count).trimmingCharacters(in: .whitespaces)), v > 0, (v * f).isFinite, v * f < 1e18 {
+                return Int(v * f)
+            }
         }
         if let v = Int(s), v > 0 { return v }
         throw TesseraError(.invalidConfig, "shard-size: cannot read \"\(text)\" as a size (examples: 64MB, 512MiB, 1GB)")

@@ -39,11 +39,15 @@ final class TileWorkerContext {
 }
 
 /// Slides cancelled by the watchdog or by an error; read by workers to skip their remaining units.
+/// `stopAll` ends the whole run (a fatal error such as a full disk): nothing more is read.
 final class CancelSet: @unchecked Sendable {
     private let lock = NSLock()
     private var set = Set<Int>()
+    private var all = false
+    func stopAll() { lock.lock(); all = true; lock.unlock() }
+    var isStopped: Bool { lock.lock(); defer { lock.unlock() }; return all }
     func insert(_ i: Int) { lock.lock(); set.insert(i); lock.unlock() }
-    func contains(_ i: Int) -> Bool { lock.lock(); defer { lock.unlock() }; return set.contains(i) }
+    func contains(_ i: Int) -> Bool { lock.lock(); defer { lock.unlock() }; return all || set.contains(i) }
 }
 
 /// What workers do with each job. Pure function of the job and config, so the output bytes do not
@@ -70,6 +74,7 @@ struct TileWorker: Sendable {
                 return .failed(index: index, error: Self.typed(error, path: prepared.slide.path))
             }
         case .whole(let index, let input, let skip):
+            if cancelled.isStopped { return .cancelled }
             let sha = config.checksumSlides ? try? SHA256.hexDigest(ofFileAt: input.path) : nil
             let prepared = Self.prepare(input, config: config)
             let start = TileOutput.slide(index: index, input: input, prepared: prepared, sha256: sha, skipBefore: skip)
@@ -78,7 +83,10 @@ struct TileWorker: Sendable {
             }
             do {
                 let reader = try p.makeReader()
-                let s = try samples(of: p, slideId: input.id, range: 0..<p.positions.count, skipBefore: skip, reader: reader)
+                var s: [ShardSample] = []
+                for unit in p.units(maxTiles: config.readRun) where unit.upperBound > skip {
+                    s += try samples(of: p, slideId: input.id, range: unit, skipBefore: skip, reader: reader)
+                }
                 return .whole(start: start, tiles: .tiles(index: index, first: skip, samples: s), failure: nil, end: .slideEnd(index: index))
             } catch {
                 return .whole(start: start, tiles: nil, failure: .failed(index: index, error: Self.typed(error, path: input.path)),

@@ -77,6 +77,11 @@ public final class TileRun: @unchecked Sendable {
             manifest = DatasetManifest(tesseraVersion: Self.version, configHash: hash, config: try JSONValue.from(config), inputs: inputs)
         }
         let resume = manifest.resume ?? ResumePoint(slide: 0, samplesDone: 0, nextShard: 0)
+        guard resume.slide >= 0, resume.slide <= inputs.count, resume.samplesDone >= 0, resume.nextShard >= 0,
+              manifest.slides.count >= resume.slide, manifest.shards.count >= resume.nextShard else {
+            throw TesseraError(.corrupt, path: out + "/" + DatasetManifest.fileName, "the resume point does not match the manifest's slides and shards",
+                               hint: "the manifest was edited or damaged; tile into a new output directory")
+        }
         manifest.slides = Array(manifest.slides.prefix(resume.slide))
         manifest.shards = Array(manifest.shards.prefix(resume.nextShard))
         try removeUnlistedShards(in: shardDir, keeping: Set(manifest.shards.map(\.name)))
@@ -91,7 +96,7 @@ public final class TileRun: @unchecked Sendable {
             process: { job, ctx in worker.process(job, ctx) })
 
         let producer = Thread { [self] in
-            for index in resume.slide..<inputs.count {
+            for index in resume.slide..<inputs.count where !cancelled.isStopped {
                 submitJobs(for: inputs[index], index: index, skip: index == resume.slide ? resume.samplesDone : 0,
                            pool: pool, cancelled: cancelled)
             }
@@ -111,7 +116,7 @@ public final class TileRun: @unchecked Sendable {
                 try assembler.consume(output)
             } catch {
                 failure = error
-                cancelled.insert(assembler.currentSlide)
+                cancelled.stopAll()
             }
         }
         pool.join()
@@ -135,8 +140,7 @@ public final class TileRun: @unchecked Sendable {
             pool.submit(.whole(index: index, input: input, skipBefore: skip))
             return
         }
-        let sha = config.checksumSlides ? try? SHA256.hexDigest(ofFileAt: input.path) : nil
-        let prepared = prepareWithWatchdog(input)
+        let (prepared, sha) = prepareWithWatchdog(input)
         pool.submit(.slide(index: index, input: input, prepared: prepared, sha256: sha, skipBefore: skip))
         if case .success(let p) = prepared {
             for unit in p.units(maxTiles: config.readRun) where unit.upperBound > skip {
@@ -176,27 +180,37 @@ public final class TileRun: @unchecked Sendable {
     }
 
     /// Result box for a preparation that may never return.
-    final class PrepareBox: @unchecked Sendable { var result: Result<PreparedSlide, TesseraError>? }
+    final class PrepareBox: @unchecked Sendable {
+        var result: Result<PreparedSlide, TesseraError>?
+        var sha256: String?
+    }
 
-    /// Opens and prepares a slide on its own thread; gives up after `slideTimeout` seconds,
-    /// leaving the stuck thread behind (a hung libvips or OpenSlide call cannot be interrupted).
-    private func prepareWithWatchdog(_ input: InputFile) -> Result<PreparedSlide, TesseraError> {
-        
-        let box = PrepareBox()
-        let done = DispatchSemaphore(value: 0)
-        let t = Thread { [self] in
+    /// Hashes, opens and prepares a slide on its own thread; gives up after `slideTimeout` seconds,
+    /// leaving the stuck thread behind (a hung read, libvips or OpenSlide call cannot be interrupted).
+    private func prepareWithWatchdog(_ input: InputFile) -> (prepared: Result<PreparedSlide, TesseraError>, sha256: String?) {
+        let config = self.config
+        let work: @Sendable (PrepareBox) -> Void = { box in
+            box.sha256 = config.checksumSlides ? try? SHA256.hexDigest(ofFileAt: input.path) : nil
             box.result = TileWorker.prepare(input, config: config)
+        }
+        let box = PrepareBox()
+        guard config.slideTimeout > 0 else {
+            work(box)
+            return (box.result!, box.sha256)
+        }
+        let done = DispatchSemaphore(value: 0)
+        let t = Thread {
+            work(box)
             done.signal()
             VipsRuntime.threadShutdown()
         }
         t.stackSize = 8 << 20
         t.start()
         if done.wait(timeout: .now() + config.slideTimeout) == .timedOut {
-            return .failure(TesseraError(.timeout, path: input.path,
+            return (.failure(TesseraError(.timeout, path: input.path,
                 "stopped by the watchdog: opening the slide took longer than \(Int(config.slideTimeout)) s (slide_timeout)",
-                hint: "the file may be damaged or on a stalled mount; raise --slide-timeout if the slide is just huge"))
+                hint: "the file may be damaged or on a stalled mount; raise --slide-timeout if the slide is just huge")), nil)
         }
-        return box.result!
+        return (box.result!, box.sha256)
     }
-
 }

@@ -59,6 +59,11 @@ public final class DatasetReader: @unchecked Sendable {
             runs.append((g, slide.id))
             g += slide.samples
         }
+        // An unfinished run's shards also hold the first samples of the slide it was writing.
+        if let m = manifest, m.status == .inProgress, let r = m.resume, r.samplesDone > 0, r.slide < m.inputs.count {
+            runs.append((g, m.inputs[r.slide].id))
+            g += r.samplesDone
+        }
         if manifest != nil && g != n {
             throw TesseraError(.corrupt, path: directory, "the manifest's slides account for \(g) samples but its shards hold \(n)")
         }

@@ -72,7 +72,7 @@ public struct EpochOrder: Sequence, Sendable {
 
     /// The epoch's global order, before partitioning (padding repeats its start).
     func globalStream() -> AnyIterator<Int> {
-        var rng = SplitMix64(seed: Self.mix(order.seed, UInt64(epoch)))
+        var rng = SplitMix64(seed: Self.mix(order.seed, UInt64(bitPattern: Int64(epoch))))
         var shardOrder = Array(shards.indices)
         if order.shuffle {
             // Fisher–Yates with a plain modulo draw, spelled out so other readers
@@ -115,8 +115,9 @@ public struct EpochOrder: Sequence, Sendable {
             while true {
                 let round = global / p
                 guard round < limit else { return nil }
-                // Past the end of the epoch the order starts again: the padding repeats its start.
-                if global == total { stream = globalStream() }
+                // Past the end of the epoch the order starts again (as often as padding needs):
+                // the padding repeats the epoch's start.
+                if global > 0 && global % total == 0 { stream = globalStream() }
                 guard let v = stream.next() else { return nil }
                 let mine = global % p == q && round >= position
                 global += 1

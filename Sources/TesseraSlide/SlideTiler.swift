@@ -169,14 +169,6 @@ public final class TileReader {
         return try unit.map { try raw.jpeg(x: prepared.positions[$0].x, y: prepared.positions[$0].y) }
     }
 
-    /// Reads the tiles of a unit with one strip fetch, then cuts them out of the strip.
-    public func read(_ unit: Range<Int>) throws -> [RGBImage] {
-        let (image, origins) = try readStrip(unit)
-        let size = prepared.grid.size
-        if origins.count == 1 && image.width == size && image.height == size { return [image] }
-        return origins.map { image.crop(x: $0.x, y: $0.y, width: size, height: size) }
-    }
-
     /// Pixels under a unit and where each of its tiles starts in them: a strip read for this unit,
     /// or the whole decoded image of a small slide.
     public func readStrip(_ unit: Range<Int>) throws -> (image: RGBImage, origins: [(x: Int, y: Int)]) {
@@ -188,6 +180,7 @@ public final class TileReader {
         let size = prepared.grid.size
         let x0 = p[unit.lowerBound].x, y0 = p[unit.lowerBound].y
         let x1 = p[unit.upperBound - 1].x + size
+        precondition(unit.allSatisfy { p[$0].y == y0 && p[$0].x >= x0 }, "a reading unit spans one row, left to right")
         let strip = try region.read(x: x0, y: y0, width: x1 - x0, height: size, path: prepared.slide.path)
         return (strip, unit.map { (p[$0].x - x0, 0) })
     }

@@ -25,6 +25,9 @@ public struct TileEncoder: Sendable {
 
     /// Encodes the rectangle at (x, y) of `image` without copying it out first.
     public func encode(_ image: RGBImage, x: Int, y: Int, width: Int, height: Int) throws -> [UInt8] {
+        guard x >= 0, y >= 0, width > 0, height > 0, x + width <= image.width, y + height <= image.height else {
+            throw TesseraError(.io, "tile rectangle (\(x), \(y)) \(width)×\(height) lies outside its \(image.width)×\(image.height) source")
+        }
         switch format {
         case .rgb8:
             return image.crop(x: x, y: y, width: width, height: height).pixels
@@ -68,7 +71,7 @@ public enum ImageDecoder {
         var rgb = [UInt8](repeating: 0, count: n * 3)
         let bands = Int(b)
         for i in 0..<n {
-            for c in 0..<3 { rgb[3 * i + c] = pixels[i * bands + min(c, bands - 1)] }
+            for c in 0..<3 { rgb[3 * i + c] = pixels[i * bands + (bands >= 3 ? c : 0)] }
         }
         return RGBImage(width: Int(w), height: Int(h), pixels: rgb)
     }

@@ -34,7 +34,7 @@ final class PythonInteropTests: XCTestCase {
     func testPythonReaderReproducesSwiftEpochOrder() throws {
         let dataset = ReaderTests.dataset
         let reader = try DatasetReader(directory: dataset)
-        for (rank, world, dropLast, slides) in [(0, 1, false, ""), (1, 3, false, ""), (2, 3, true, ""), (0, 2, false, "ihc,BloodImage_00000")] {
+        for (rank, world, dropLast, slides) in [(0, 1, false, ""), (1, 3, false, ""), (2, 3, true, ""), (0, 2, false, "ihc,BloodImage_00000"), (5, 1001, false, "")] {
             var o = ReadOrder()
             o.seed = 1234
             o.shuffleBuffer = 37

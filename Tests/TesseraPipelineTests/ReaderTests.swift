@@ -110,6 +110,15 @@ final class ReaderTests: XCTestCase {
                 XCTAssertLessThanOrEqual(seen.count - n, 5)
             }
         }
+        // Far more participants than samples: every participant still gets the same count.
+        var o = ReadOrder()
+        o.worldSize = 4 * n + 3
+        var lengths = Set<Int>()
+        for rank in [0, 1, n, o.worldSize - 1] {
+            o.rank = rank
+            lengths.insert(Array(try reader.epoch(0, order: o)).count)
+        }
+        XCTAssertEqual(lengths, [1])
         var bad = ReadOrder()
         bad.rank = 3; bad.worldSize = 3
         XCTAssertThrowsError(try reader.epoch(0, order: bad))

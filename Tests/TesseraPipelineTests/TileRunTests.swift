@@ -258,6 +258,34 @@ final class TileRunTests: XCTestCase {
         XCTAssertTrue(try DatasetVerifier.verify(directory: dir).joined().contains("shard-000099.tar"))
     }
 
+    /// A JPEG above the in-memory limit but small on disk goes the "whole" way too: every tile row
+    /// must hold its own pixels.
+    func testLargeMicroscopyJPEGTilesMatchTheImage() throws {
+        let dir = Fixtures.tempDir(self)
+        let big = dir + "/big.jpg"
+        XCTAssertEqual(try Fixtures.run("vips", ["resize", Fixtures.fixture("ihc.png"), big + "[Q=85]", "5"]).status, 0)  // 2560², 6.5 MP
+        _ = try TileRun(config: config([big], dir + "/ds") { $0.tissueMethod = .none; $0.minTissue = 0; $0.format = .png }).run()
+        let reader = try DatasetReader(directory: dir + "/ds")
+        XCTAssertEqual(reader.count, 100)
+        let slide = try Slide.open(path: big)
+        for i in [0, 11, 57, 99] {
+            let r = try reader.record(i)
+            let meta = try TileDecoding.metadata(r)
+            XCTAssertEqual(try TileDecoding.image(r), try slide.readRegion(x: meta.x, y: meta.y, width: 256, height: 256), "tile \(i)")
+        }
+    }
+
+    func testDuplicateNamesGetDistinctIds() throws {
+        let dir = Fixtures.tempDir(self)
+        for sub in ["a", "b", "c"] { try FileManager.default.createDirectory(atPath: dir + "/" + sub, withIntermediateDirectories: true) }
+        for path in ["a/x.png", "b/x.png", "c/x_2.png"] {
+            try FileManager.default.copyItem(atPath: Fixtures.fixture("ihc.png"), toPath: dir + "/" + path)
+        }
+        let ids = try SlideDiscovery.find([dir + "/a/x.png", dir + "/b/x.png", dir + "/c/x_2.png"]).map(\.id)
+        XCTAssertEqual(ids, ["x", "x_2", "x_2_2"])
+        XCTAssertEqual(Set(ids).count, 3)
+    }
+
     func testSlideIdsAreSafeKeys() throws {
         XCTAssertEqual(SlideDiscovery.id(forRelativePath: "a/b/CMU-1.v2.svs"), "a__b__CMU-1_v2")
         XCTAssertEqual(SlideDiscovery.id(forRelativePath: "../../etc/passwd.png"), "etc__passwd")
