@@ -6,6 +6,7 @@ torch optional).
     for sample in ds:            # dicts: key, image (H×W×3 uint8), meta (dict), index
         ...
     ds.torch()                   # a torch.utils.data.IterableDataset over the same samples
+    TesseraDataset("out/pbc", split="splits/pbc-blood-cells.csv:train,subset=10")   # a split by name
 
 The epoch order, partitioning and padding are the Swift reader's (TesseraShards.EpochOrder),
 reproduced exactly: shards permuted by Fisher–Yates with SplitMix64 seeded from (seed, epoch),
@@ -72,8 +73,13 @@ class DamagedShard(Exception):
 
 class TesseraDataset:
     def __init__(self, directory, seed=0, epoch=0, shuffle=True, shuffle_buffer=8192, rank=0, world_size=1,
-                 worker=0, workers=1, drop_last=False, slides=None, decode=True, verify=True):
+                 worker=0, workers=1, drop_last=False, slides=None, decode=True, verify=True, split=None):
         self.directory = directory
+        self.keys = None
+        if split is not None:
+            path, _, selector = split.rpartition(":") if ":" in split else (split, "", "all")
+            split_slides, self.keys = select_split(path, selector)
+            slides = split_slides if slides is None else set(slides) & split_slides
         with open(os.path.join(directory, "manifest.json")) as f:
             self.manifest = json.load(f)
         if self.manifest["status"] != "complete":
@@ -120,6 +126,8 @@ class TesseraDataset:
             ids = range(self.starts[s], self.starts[s] + len(samples))
             if self.slides is not None:
                 ids = [i for i in ids if self.slide_id(i) in self.slides]
+            if self.keys is not None:
+                ids = [i for i in ids if samples[i - self.starts[s]]["key"] in self.keys]
             out.append(list(ids))
         return out
 
@@ -220,10 +228,63 @@ class TesseraDataset:
                     ds = TesseraDataset(parent.directory, parent.seed, parent.epoch, parent.shuffle, parent.shuffle_buffer,
                                         parent.rank, parent.world_size, info.id, info.num_workers, parent.drop_last,
                                         parent.slides, parent.decode, parent.verify)
+                    ds.keys = parent.keys
                 for s in ds:
                     yield torch.from_numpy(s["image"]).permute(2, 0, 1), s["meta"]
 
         return _Iterable()
+
+
+def read_csv_with_comments(path):
+    import csv
+    with open(path, newline="", encoding="utf-8") as f:
+        lines = f.read().splitlines(keepends=True)
+    comments = {}
+    body = 0
+    while body < len(lines) and lines[body].startswith("#"):
+        k, _, v = lines[body][1:].strip().partition(":")
+        comments[k.strip()] = v.strip()
+        body += 1
+    return comments, list(csv.DictReader(lines[body:]))
+
+
+def select_split(path, selector="all"):
+    """Slide ids (and tile keys, for tile-counted subsets) of a Tessera split file selected by
+    comma-joined terms: train, val, test, trainval, all, fold=K, fold!=K, subset=N, label=NAME
+    (the same grammar as `tessera read --split FILE:SELECTOR`)."""
+    meta, rows = read_csv_with_comments(path)
+    if "tessera-split" not in meta:
+        raise ValueError(f"{path}: not a Tessera split file")
+    tiles = None
+    if "subset_unit=tile" in meta.get("rule", ""):
+        _, trows = read_csv_with_comments(path[:-4] + ".tiles.csv" if path.endswith(".csv") else path + ".tiles.csv")
+        tiles = {r["key"]: (r["slide_id"], int(r["min_subset"])) for r in trows}
+    subset = None
+    for t in [t.strip() for t in selector.split(",") if t.strip()]:
+        if t in ("train", "val", "test"):
+            rows = [r for r in rows if r["split"] == t]
+        elif t == "trainval":
+            rows = [r for r in rows if r["split"] != "test"]
+        elif t == "all":
+            pass
+        elif t.startswith("fold!="):
+            rows = [r for r in rows if r["fold"] != "" and int(r["fold"]) != int(t[6:])]
+        elif t.startswith("fold="):
+            rows = [r for r in rows if r["fold"] != "" and int(r["fold"]) == int(t[5:])]
+        elif t.startswith("subset="):
+            subset = int(t[7:])
+            if tiles is None:
+                rows = [r for r in rows if r["min_subset"] != "" and int(r["min_subset"]) <= subset]
+        elif t.startswith("label="):
+            rows = [r for r in rows if r["label"] == t[6:]]
+        else:
+            raise ValueError(f"{path}: unknown split selector term {t!r}")
+    slides = {r["slide_id"] for r in rows}
+    keys = None
+    if subset is not None and tiles is not None:
+        keys = {k for k, (s, n) in tiles.items() if n <= subset and s in slides}
+        slides = {s for k, (s, n) in tiles.items() if k in keys}
+    return slides, keys
 
 
 def decode_tile(members, meta):
@@ -250,8 +311,10 @@ if __name__ == "__main__":
     ap.add_argument("--drop-last", action="store_true")
     ap.add_argument("--slides", default=None, help="comma-separated slide ids")
     ap.add_argument("--indices", action="store_true", help="print global indices instead of keys")
+    ap.add_argument("--split", default=None, help="split file and selector, e.g. splits/pbc.csv:train,subset=10")
     a = ap.parse_args()
     ds = TesseraDataset(a.directory, a.seed, a.epoch, not a.no_shuffle, a.shuffle_buffer, a.rank, a.world_size,
-                        drop_last=a.drop_last, slides=set(a.slides.split(",")) if a.slides else None, decode=False)
+                        drop_last=a.drop_last, slides=set(a.slides.split(",")) if a.slides else None, decode=False,
+                        split=a.split)
     for i in ds.indices():
         print(i if a.indices else ds.record(i)["key"])

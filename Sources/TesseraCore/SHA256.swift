@@ -57,9 +57,13 @@ public struct SHA256: Sendable {
     }
 
     public static func hexDigest(of bytes: [UInt8]) -> String {
+        hex(digest(bytes))
+    }
+
+    public static func digest(_ bytes: [UInt8]) -> [UInt8] {
         var hasher = SHA256()
         hasher.update(bytes)
-        return hex(hasher.finalize())
+        return hasher.finalize()
     }
 
     /// Hashes a file without loading it whole; reads 1 MiB at a time.

@@ -68,6 +68,9 @@ final class DatasetAssembler {
         currentStart = Date()
         var record = SlideRecord(id: input.id, path: input.path, bytes: input.bytes, status: .done, samples: skip)
         record.sha256 = sha256
+        record.label = input.label
+        record.patientId = input.patientId
+        record.site = input.site
         switch prepared {
         case .failure(let e):
             record.status = .failed

@@ -1,6 +1,7 @@
 import Foundation
 import TesseraCore
 import TesseraShards
+import TesseraSplits
 
 /// `tessera verify`: rechecks every shard of a dataset against its manifest.
 public enum DatasetVerifier {
@@ -31,7 +32,7 @@ public enum DatasetVerifier {
 
 /// `tessera inspect`: per-slide and per-shard counts of a dataset.
 public enum DatasetInspector {
-    public static func report(directory: String) throws -> String {
+    public static func report(directory: String, split: SplitFile? = nil) throws -> String {
         let m = try DatasetManifest.load(directory: directory)
         var lines: [String] = []
         let bytes = m.shards.reduce(0) { $0 + $1.bytes }
@@ -49,12 +50,35 @@ public enum DatasetInspector {
             if let r = s.reason { notes += (notes.isEmpty ? "" : "; ") + r }
             lines.append(pad(s.id, 40) + pad(s.status.rawValue, 9) + pad("\(s.samples)", 8) + pad(mpp, 9) + pad(tissue, 8) + notes)
         }
+        lines.append(contentsOf: labelBreakdown(m, split: split))
         lines.append("")
         lines.append(pad("shard", 22) + pad("samples", 9) + pad("bytes", 12) + "sha256")
         for s in m.shards {
             lines.append(pad(s.name, 22) + pad("\(s.samples)", 9) + pad(formatBytes(s.bytes), 12) + String(s.sha256.prefix(16)))
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// Tiles and slides per label, and per split side when a split file is given.
+    static func labelBreakdown(_ m: DatasetManifest, split: SplitFile?) -> [String] {
+        let sideOf = Dictionary((split?.rows ?? []).map { ($0.slide.slideId, $0.side.rawValue) }, uniquingKeysWith: { a, _ in a })
+        let labelOf: [String: String] = Dictionary(m.slides.map { s in
+            (s.id, s.label ?? split?.rows.first(where: { $0.slide.slideId == s.id })?.slide.label ?? "(none)")
+        }, uniquingKeysWith: { a, _ in a })
+        guard labelOf.values.contains(where: { $0 != "(none)" }) || split != nil else { return [] }
+        let sides = split == nil ? [] : ["train", "val", "test", "(not in split)"]
+        var lines = ["", pad("label", 24) + pad("slides", 9) + pad("tiles", 10) + sides.map { pad($0 + " tiles", 16) }.joined()]
+        let labels = Array(Set(labelOf.values)).sorted()
+        for l in labels + ["all"] {
+            let slides = m.slides.filter { l == "all" || labelOf[$0.id] == l }
+            var line = pad(l, 24) + pad("\(slides.count)", 9) + pad("\(slides.reduce(0) { $0 + $1.samples })", 10)
+            for side in sides {
+                let n = slides.filter { (sideOf[$0.id] ?? "(not in split)") == side }.reduce(0) { $0 + $1.samples }
+                line += pad("\(n)", 16)
+            }
+            lines.append(line)
+        }
+        return lines
     }
 
     static func pad(_ s: String, _ n: Int) -> String {

@@ -22,7 +22,8 @@ public enum ReadThroughput {
         func fail(_ e: Error) { lock.lock(); if error == nil { error = e }; lock.unlock() }
     }
 
-    public static func run(_ reader: DatasetReader, order: ReadOrder, epoch: Int = 0, decode: Bool, threads: Int) throws -> Result {
+    public static func run(_ reader: DatasetReader, order: ReadOrder, epoch: Int = 0, decode: Bool, threads: Int,
+                           slides: Set<String>? = nil, keys: Set<String>? = nil) throws -> Result {
         let totals = Totals()
         let start = Date()
         let group = DispatchGroup()
@@ -31,7 +32,7 @@ public enum ReadThroughput {
             o.worker = t
             o.workers = threads
             o.dropLast = true
-            let stream = try reader.stream(order: o, state: ReaderState(epoch: epoch, position: 0))
+            let stream = try reader.stream(order: o, state: ReaderState(epoch: epoch, position: 0), slides: slides, keys: keys)
             group.enter()
             let thread = Thread {
                 var s = stream

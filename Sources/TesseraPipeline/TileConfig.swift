@@ -33,6 +33,11 @@ public struct TileConfig: Codable, Sendable, Equatable {
     /// Copy the slide's own JPEG tiles into shards undecoded when the grid coincides with its tile
     /// grid (level used as is, tile size = stride = the TIFF tile size, JPEG output).
     public var passThrough = true
+    /// Labels table (CSV: slide_id or path, and patient_id, label, site) whose values go into each
+    /// tile's metadata and the manifest. Its content is part of the inputs, not of the config hash.
+    public var labels: String?
+    /// Microscopy collections: each image's label is the name of its folder.
+    public var labelsFromFolders = false
     // Settings below do not change the output bytes and are not part of the config hash.
     public var workers: Int = min(256, max(1, ProcessInfo.processInfo.activeProcessorCount))
     /// Per-slide time limit in seconds (watchdog); 0 disables it.
@@ -47,7 +52,7 @@ public struct TileConfig: Codable, Sendable, Equatable {
         case inputs, output, mpp, magnification, assumeMpp = "assume_mpp", allowUpsample = "allow_upsample"
         case tileSize = "tile_size", stride, minTissue = "min_tissue", tissueMethod = "tissue_method"
         case maskSize = "mask_size", maskDir = "mask_dir", format, quality, shardSize = "shard_size"
-        case depth16 = "depth16", thumbnails, checksumSlides = "checksum_slides", passThrough = "pass_through", workers
+        case depth16 = "depth16", thumbnails, checksumSlides = "checksum_slides", passThrough = "pass_through", labels, labelsFromFolders = "labels_from_folders", workers
         case slideTimeout = "slide_timeout", readRun = "read_run", quiet
     }
 
@@ -77,6 +82,8 @@ public struct TileConfig: Codable, Sendable, Equatable {
         thumbnails = try c.decodeIfPresent(Bool.self, forKey: .thumbnails) ?? d.thumbnails
         checksumSlides = try c.decodeIfPresent(Bool.self, forKey: .checksumSlides) ?? d.checksumSlides
         passThrough = try c.decodeIfPresent(Bool.self, forKey: .passThrough) ?? d.passThrough
+        labels = try c.decodeIfPresent(String.self, forKey: .labels)
+        labelsFromFolders = try c.decodeIfPresent(Bool.self, forKey: .labelsFromFolders) ?? d.labelsFromFolders
         workers = try c.decodeIfPresent(Int.self, forKey: .workers) ?? d.workers
         slideTimeout = try c.decodeIfPresent(Double.self, forKey: .slideTimeout) ?? d.slideTimeout
         readRun = try c.decodeIfPresent(Int.self, forKey: .readRun) ?? d.readRun
@@ -112,6 +119,8 @@ public struct TileConfig: Codable, Sendable, Equatable {
         if slideTimeout < 0 { throw bad("slide-timeout", "must be ≥ 0 seconds (0 = off), got \(slideTimeout)") }
         if !(1...1024).contains(readRun) { throw bad("read-run", "must be 1–1024 tiles, got \(readRun)") }
         if let dir = maskDir, !FileManager.default.fileExists(atPath: dir) { throw bad("mask-dir", "\(dir) does not exist") }
+        if labels != nil && labelsFromFolders { throw bad("labels", "give a labels table or --labels-from-folders, not both") }
+        if let l = labels, !FileManager.default.fileExists(atPath: l) { throw bad("labels", "\(l) does not exist") }
     }
 
     /// The settings that determine output bytes, in canonical JSON; its sha256 identifies the dataset.
@@ -122,9 +131,12 @@ public struct TileConfig: Codable, Sendable, Equatable {
         copy.slideTimeout = 0
         copy.readRun = 0
         copy.quiet = false
+        copy.labels = nil
         copy.stride = effectiveStride
         guard case .object(var o) = try JSONValue.from(copy) else { return .null }
-        for k in ["output", "workers", "slide_timeout", "read_run", "quiet"] { o.removeValue(forKey: k) }
+        for k in ["output", "workers", "slide_timeout", "read_run", "quiet", "labels"] { o.removeValue(forKey: k) }
+        // Datasets made before labels existed keep their hash.
+        if !labelsFromFolders { o.removeValue(forKey: "labels_from_folders") }
         return .object(o)
     }
 

@@ -56,6 +56,8 @@ struct TileWorker: Sendable {
     let config: TileConfig
     let encoder: TileEncoder
     let cancelled: CancelSet
+    /// Inputs by slide id, for the labels written into tile metadata.
+    let inputs: [String: InputFile]
 
     func process(_ job: TileJob, _ ctx: TileWorkerContext) -> TileOutput {
         switch job {
@@ -128,7 +130,7 @@ struct TileWorker: Sendable {
                 level0Size: Int((Double(size) * plan.level0PerPixel).rounded()), tileSize: size,
                 mpp: plan.mpp, mppSource: plan.mppSource.rawValue, mppEstimated: plan.mppSource.isEstimate,
                 tissueFraction: (pos.tissue * 10_000).rounded() / 10_000, format: encoder.format.rawValue,
-                stain: "none", label: nil, patientId: nil)
+                stain: "none", label: inputs[slideId]?.label, patientId: inputs[slideId]?.patientId)
             samples.append(ShardSample(key: key, files: [(ext: encoder.format.fileExtension, bytes: bytes),
                                                          (ext: "json", bytes: [UInt8](try CanonicalJSON.encode(meta)))]))
         }

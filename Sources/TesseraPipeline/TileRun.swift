@@ -1,6 +1,7 @@
 import Foundation
 import TesseraCore
 import TesseraShards
+import TesseraSplits
 import TesseraSlide
 
 /// What a finished `tile` run did.
@@ -47,11 +48,12 @@ public final class TileRun: @unchecked Sendable {
         let lock = try DirectoryLock(directory: out, purpose: "writing")
         defer { withExtendedLifetime(lock) {} }
 
-        let inputs = try SlideDiscovery.find(config.inputs)
-        if inputs.isEmpty {
+        let found = try SlideDiscovery.find(config.inputs)
+        if found.isEmpty {
             throw TesseraError(.invalidConfig, path: config.inputs.joined(separator: ", "), "no slides or images found",
                                hint: "known extensions: \(SlideDiscovery.extensions.sorted().joined(separator: ", "))")
         }
+        let inputs = try attachLabels(found)
         let hash = try config.hash()
         var manifest: DatasetManifest
         if FileManager.default.fileExists(atPath: out + "/" + DatasetManifest.fileName) {
@@ -90,7 +92,8 @@ public final class TileRun: @unchecked Sendable {
         let writer = try ShardWriter(directory: URL(fileURLWithPath: shardDir), targetBytes: config.shardSize, firstShardNumber: resume.nextShard)
         let cancelled = CancelSet()
         let config = self.config
-        let worker = TileWorker(config: config, encoder: TileEncoder(format: config.format, quality: config.quality), cancelled: cancelled)
+        let worker = TileWorker(config: config, encoder: TileEncoder(format: config.format, quality: config.quality), cancelled: cancelled,
+                                inputs: Dictionary(inputs.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a }))
         let pool = OrderedPool<TileJob, TileOutput, TileWorkerContext>(
             workers: config.workers, capacity: config.workers * 4, makeContext: { TileWorkerContext() },
             process: { job, ctx in worker.process(job, ctx) })
@@ -153,6 +156,29 @@ public final class TileRun: @unchecked Sendable {
 
     /// JPEG and PNG files under 16 MB: microscopy fields and patches, whose decoding is the work.
     /// Everything else (TIFF-family and OpenSlide formats) goes the whole-slide way.
+    /// Copies labels, patient ids and sites onto the inputs (and so into tiles and the manifest).
+    private func attachLabels(_ inputs: [InputFile]) throws -> [InputFile] {
+        let slides = inputs.map { DatasetSlide(id: $0.id, path: $0.path) }
+        let labels: [SlideLabel]
+        if let path = config.labels {
+            // Tiling is lenient: a table may cover more slides, and unlabelled slides are still tiled.
+            labels = try LabelTable(path: path).resolve(slides, ignoreUnknown: true, allowMissing: true)
+            let missing = labels.filter { $0.label == nil && $0.patientId == nil && $0.site == nil }.count
+            if missing > 0 { log("warning: \(missing) of \(inputs.count) slides have no row (or empty values) in \(path)") }
+        } else if config.labelsFromFolders {
+            labels = LabelTable.fromFolders(slides)
+        } else {
+            return inputs
+        }
+        return zip(inputs, labels).map { input, l in
+            var i = input
+            i.label = l.label
+            i.patientId = l.patientId
+            i.site = l.site
+            return i
+        }
+    }
+
     private func isSmallImageFile(_ input: InputFile) -> Bool {
         input.bytes < 16 << 20 && Slide.magic(input.path) != .other
     }

@@ -33,6 +33,9 @@ public struct SlideRecord: Codable, Sendable, Equatable {
     /// Warnings a user should look at: "almost-no-tissue", "almost-all-tissue", "mpp-estimated", "partial".
     public var flags: [String]
     public var thumbnail: String?
+    public var label: String?
+    public var patientId: String?
+    public var site: String?
 
     public init(id: String, path: String, bytes: Int, status: SlideStatus, samples: Int = 0) {
         self.id = id
@@ -63,6 +66,10 @@ public struct InputFile: Codable, Sendable, Equatable {
     public var id: String
     public var path: String
     public var bytes: Int
+    /// From a labels table or the image's folder; written into every tile's metadata.
+    public var label: String?
+    public var patientId: String?
+    public var site: String?
     public init(id: String, path: String, bytes: Int) {
         self.id = id
         self.path = path

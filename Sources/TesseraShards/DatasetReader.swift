@@ -100,29 +100,45 @@ public final class DatasetReader: @unchecked Sendable {
         return slideRuns[lo].id
     }
 
-    /// Global indices per shard, restricted to the given slides when `slides` is set.
-    func selection(slides: Set<String>?) throws -> [[Int]] {
+    /// Global indices per shard, restricted to the given slides when `slides` is set, and to the
+    /// given sample keys when `keys` is set (a tile-counted few-label subset).
+    func selection(slides: Set<String>?, keys: Set<String>? = nil) throws -> [[Int]] {
+        if let keys {
+            let bySlide = try selection(slides: slides)
+            return bySlide.enumerated().map { s, indices in
+                indices.filter { keys.contains(shards[s].index.samples[$0 - starts[s]].key) }
+            }
+        }
         guard let slides else { return shards.indices.map { Array(starts[$0]..<(starts[$0] + shards[$0].count)) } }
         guard manifest != nil else {
             throw TesseraError(.invalidConfig, "selecting slides needs a dataset directory with a manifest, not bare shards")
         }
         let known = Set(slideRuns.map(\.id))
-        let unknown = slides.subtracting(known).subtracting(Set(manifest!.slides.map(\.id)))
-        if !unknown.isEmpty {
-            throw TesseraError(.invalidConfig, path: directory, "the selection names slides this dataset does not have: \(unknown.sorted().prefix(10).joined(separator: ", "))")
+        // A split may cover a larger collection than this dataset; naming none of its slides is an error.
+        let present = slides.intersection(known).union(slides.intersection(Set(manifest!.slides.map(\.id))))
+        if present.isEmpty && !slides.isEmpty {
+            throw TesseraError(.invalidConfig, path: directory, "the selection names no slide of this dataset (e.g. \(slides.sorted().prefix(5).joined(separator: ", ")))",
+                               hint: "check that the split was made for this dataset; `tessera inspect` lists its slide ids")
         }
         return shards.indices.map { s in (starts[s]..<(starts[s] + shards[s].count)).filter { slides.contains(slideId(of: $0)!) } }
     }
 
-    /// The order of `epoch` for one participant, optionally restricted to some slides.
-    public func epoch(_ epoch: Int, order: ReadOrder, slides: Set<String>? = nil) throws -> EpochOrder {
+    /// The order of `epoch` for one participant, optionally restricted to some slides (a split) and
+    /// to some sample keys (a tile-counted subset).
+    public func epoch(_ epoch: Int, order: ReadOrder, slides: Set<String>? = nil, keys: Set<String>? = nil) throws -> EpochOrder {
         try order.validate()
-        return EpochOrder(shards: try selection(slides: slides), order: order, epoch: epoch)
+        return EpochOrder(shards: try selection(slides: slides, keys: keys), order: order, epoch: epoch)
     }
 
     /// A stream of records for one participant, continuing from `state`.
-    public func stream(order: ReadOrder, state: ReaderState, slides: Set<String>? = nil) throws -> RecordStream {
-        RecordStream(reader: self, order: try epoch(state.epoch, order: order, slides: slides), state: state)
+    public func stream(order: ReadOrder, state: ReaderState, slides: Set<String>? = nil, keys: Set<String>? = nil) throws -> RecordStream {
+        RecordStream(reader: self, order: try epoch(state.epoch, order: order, slides: slides, keys: keys), state: state)
+    }
+
+    /// The key of global sample `i` (from the index; nothing is read from the shard).
+    public func key(of i: Int) throws -> String {
+        let (s, j) = try locate(i)
+        return shards[s].index.samples[j].key
     }
 }
 

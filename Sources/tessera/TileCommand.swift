@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import TesseraCore
 import TesseraPipeline
+import TesseraSplits
 import TesseraShards
 import TesseraSlide
 
@@ -58,6 +59,10 @@ struct TileCommand: ParsableCommand {
     var noChecksum = false
     @Flag(name: .customLong("no-pass-through"), help: "Always decode and re-encode, even where the slide's own JPEG tiles could be copied.")
     var noPassThrough = false
+    @Option(help: "Labels table CSV (slide_id or path, and patient_id, label, site); values go into each tile's metadata.")
+    var labels: String?
+    @Flag(name: .customLong("labels-from-folders"), help: "Label each image with the name of its folder (microscopy collections).")
+    var labelsFromFolders = false
     @Option(help: "Worker threads (default: cores). Does not change the output.")
     var workers: Int?
     @Option(name: .customLong("slide-timeout"), help: "Per-slide watchdog in seconds, 0 = off (default 1800).")
@@ -96,6 +101,8 @@ struct TileCommand: ParsableCommand {
         if noThumbnails { c.thumbnails = false }
         if noChecksum { c.checksumSlides = false }
         if noPassThrough { c.passThrough = false }
+        if let labels { c.labels = labels }
+        if labelsFromFolders { c.labelsFromFolders = true }
         if let workers { c.workers = workers }
         if let slideTimeout { c.slideTimeout = slideTimeout }
         if quiet { c.quiet = true }
@@ -129,9 +136,11 @@ struct InspectCommand: ParsableCommand {
     var contactSheet = 64
     @Option(help: "Seed choosing the contact-sheet tiles.")
     var seed: UInt64 = 0
+    @Option(help: "Split file: also count tiles per label on each side.")
+    var split: String?
     func run() throws {
         do {
-            print(try DatasetInspector.report(directory: directory))
+            print(try DatasetInspector.report(directory: directory, split: try split.map { try SplitFile.read(path: $0) }))
             if contactSheet > 0 {
                 let reader = try DatasetReader(directory: directory, allowIncomplete: true)
                 if reader.count > 0 {
@@ -179,14 +188,18 @@ struct ReadCommand: ParsableCommand {
     var noShuffle = false
     @Flag(help: "Print one JSON line instead of text.")
     var json = false
+    @Option(help: "Read only part of a split: FILE:SELECTOR, e.g. splits/pbc.csv:train,subset=10 or splits/pbc.csv:trainval,fold!=2.")
+    var split: String?
 
     func run() throws {
         do {
             let reader = try DatasetReader(directory: directory)
+            let selection = try split.map { try SplitFile.selection($0) }
             var order = ReadOrder()
             order.seed = seed
             order.shuffle = !noShuffle
-            let r = try ReadThroughput.run(reader, order: order, epoch: epoch, decode: decode, threads: max(1, threads))
+            let r = try ReadThroughput.run(reader, order: order, epoch: epoch, decode: decode, threads: max(1, threads),
+                                           slides: selection?.slides, keys: selection?.keys)
             if json {
                 print("{\"samples\": \(r.samples), \"bytes\": \(r.bytes), \"pixels\": \(r.pixels), \"seconds\": \(r.seconds)}")
             } else {
