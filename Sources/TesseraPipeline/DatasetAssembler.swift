@@ -8,6 +8,7 @@ import TesseraSlide
 /// resume point every time a shard completes (so a killed run loses at most the open shard).
 final class DatasetAssembler {
     private let config: TileConfig
+    private var normalizing: Bool { config.normalize != .none }
     private let directory: String
     private let writer: ShardWriter
     private let cancelled: CancelSet
@@ -108,6 +109,10 @@ final class DatasetAssembler {
             let position = first + offset
             let completed = try writer.append(sample)
             current?.samples += 1
+            if normalizing, let meta = sample.files.last, meta.ext == "json", Self.unchangedStain(meta.bytes) {
+                let n = current?.stainUnchanged ?? 0
+                current?.stainUnchanged = n + 1
+            }
             written.append(position)
             if let info = completed {
                 manifest.shards.append(info)
@@ -116,6 +121,11 @@ final class DatasetAssembler {
             }
         }
         progress.advance(by: samples.count)
+    }
+
+    /// Whether a tile's JSON records that stain normalization left it unchanged.
+    static func unchangedStain(_ json: [UInt8]) -> Bool {
+        String(decoding: json, as: UTF8.self).contains(":unchanged\"")
     }
 
     private func fail(index: Int, error: TesseraError) {

@@ -2,6 +2,7 @@ import Foundation
 import TesseraCore
 import TesseraShards
 import TesseraSlide
+import TesseraStain
 
 /// Everything that decides what `tessera tile` writes. Flags and the `tile:` section of a
 /// pipeline file fill the same struct; `validate()` rejects wrong values with a message naming the field.
@@ -38,6 +39,11 @@ public struct TileConfig: Codable, Sendable, Equatable {
     public var labels: String?
     /// Microscopy collections: each image's label is the name of its folder.
     public var labelsFromFolders = false
+    /// Stain normalization applied to every tile (re-encodes: no pass-through).
+    public var normalize: StainMethod = .none
+    /// Target from `tessera stain fit`; without it Macenko uses the paper code's reference target.
+    /// Its fitted values, not its path, are part of the config hash.
+    public var stain: String?
     // Settings below do not change the output bytes and are not part of the config hash.
     public var workers: Int = min(256, max(1, ProcessInfo.processInfo.activeProcessorCount))
     /// Per-slide time limit in seconds (watchdog); 0 disables it.
@@ -52,7 +58,7 @@ public struct TileConfig: Codable, Sendable, Equatable {
         case inputs, output, mpp, magnification, assumeMpp = "assume_mpp", allowUpsample = "allow_upsample"
         case tileSize = "tile_size", stride, minTissue = "min_tissue", tissueMethod = "tissue_method"
         case maskSize = "mask_size", maskDir = "mask_dir", format, quality, shardSize = "shard_size"
-        case depth16 = "depth16", thumbnails, checksumSlides = "checksum_slides", passThrough = "pass_through", labels, labelsFromFolders = "labels_from_folders", workers
+        case depth16 = "depth16", thumbnails, checksumSlides = "checksum_slides", passThrough = "pass_through", labels, labelsFromFolders = "labels_from_folders", normalize, stain, workers
         case slideTimeout = "slide_timeout", readRun = "read_run", quiet
     }
 
@@ -84,6 +90,8 @@ public struct TileConfig: Codable, Sendable, Equatable {
         passThrough = try c.decodeIfPresent(Bool.self, forKey: .passThrough) ?? d.passThrough
         labels = try c.decodeIfPresent(String.self, forKey: .labels)
         labelsFromFolders = try c.decodeIfPresent(Bool.self, forKey: .labelsFromFolders) ?? d.labelsFromFolders
+        normalize = try c.decodeIfPresent(StainMethod.self, forKey: .normalize) ?? d.normalize
+        stain = try c.decodeIfPresent(String.self, forKey: .stain)
         workers = try c.decodeIfPresent(Int.self, forKey: .workers) ?? d.workers
         slideTimeout = try c.decodeIfPresent(Double.self, forKey: .slideTimeout) ?? d.slideTimeout
         readRun = try c.decodeIfPresent(Int.self, forKey: .readRun) ?? d.readRun
@@ -121,6 +129,7 @@ public struct TileConfig: Codable, Sendable, Equatable {
         if let dir = maskDir, !FileManager.default.fileExists(atPath: dir) { throw bad("mask-dir", "\(dir) does not exist") }
         if labels != nil && labelsFromFolders { throw bad("labels", "give a labels table or --labels-from-folders, not both") }
         if let l = labels, !FileManager.default.fileExists(atPath: l) { throw bad("labels", "\(l) does not exist") }
+        if normalize != .none { _ = try stainTarget() }
     }
 
     /// The settings that determine output bytes, in canonical JSON; its sha256 identifies the dataset.
@@ -132,9 +141,15 @@ public struct TileConfig: Codable, Sendable, Equatable {
         copy.readRun = 0
         copy.quiet = false
         copy.labels = nil
+        copy.stain = nil
         copy.stride = effectiveStride
         guard case .object(var o) = try JSONValue.from(copy) else { return .null }
-        for k in ["output", "workers", "slide_timeout", "read_run", "quiet", "labels"] { o.removeValue(forKey: k) }
+        for k in ["output", "workers", "slide_timeout", "read_run", "quiet", "labels", "stain"] { o.removeValue(forKey: k) }
+        if normalize == .none {
+            o.removeValue(forKey: "normalize")
+        } else if let t = try stainTarget() {
+            o["stain_target"] = try JSONValue.from(t)
+        }
         // Datasets made before labels existed keep their hash.
         if !labelsFromFolders { o.removeValue(forKey: "labels_from_folders") }
         return .object(o)
@@ -142,6 +157,26 @@ public struct TileConfig: Codable, Sendable, Equatable {
 
     public func hash() throws -> String {
         SHA256.hexDigest(of: [UInt8](try CanonicalJSON.encode(try outputDefiningJSON())))
+    }
+
+    /// The normalization target: the `stain` file, or the method's built-in one; nil without normalization.
+    public func stainTarget() throws -> StainTarget? {
+        guard normalize != .none else { return nil }
+        var target: StainTarget
+        if let path = stain {
+            target = try StainTarget.load(path: path)
+            guard target.method == normalize else {
+                throw TesseraError(.invalidConfig, path: path, "holds a \(target.method.rawValue) target but normalize is \(normalize.rawValue)",
+                                   hint: "fit one with `tessera stain fit REFERENCE --method \(normalize.rawValue) --out FILE`")
+            }
+        } else if let builtin = StainTarget.defaultTarget(normalize) {
+            target = builtin
+        } else {
+            throw TesseraError(.invalidConfig, "normalize: \(normalize.rawValue) needs a fitted target (stain: FILE)",
+                               hint: "fit one with `tessera stain fit REFERENCE --method \(normalize.rawValue) --out stain.json` and pass --stain stain.json")
+        }
+        target.source = nil
+        return target
     }
 
     /// Slice options for one input: a user mask `<mask_dir>/<slide id>.png` is used when present.
@@ -162,7 +197,7 @@ public struct TileConfig: Codable, Sendable, Equatable {
         o.tissue.method = tissueMethod
         o.maskSize = maskSize
         o.depth = depth16
-        o.allowPassThrough = format == .jpg && passThrough
+        o.allowPassThrough = format == .jpg && passThrough && normalize == .none
         return o
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import TesseraCore
 import TesseraShards
 import TesseraSlide
+import TesseraStain
 
 /// The work items of a tiling run, in the order the producer submits them, and what the workers
 /// make of them. Large slides are prepared by the producer and cut unit by unit across workers;
@@ -58,6 +59,8 @@ struct TileWorker: Sendable {
     let cancelled: CancelSet
     /// Inputs by slide id, for the labels written into tile metadata.
     let inputs: [String: InputFile]
+    /// Applied to every tile before encoding, when normalizing.
+    let normalizer: StainNormalizer?
 
     func process(_ job: TileJob, _ ctx: TileWorkerContext) -> TileOutput {
         switch job {
@@ -111,9 +114,20 @@ struct TileWorker: Sendable {
     /// Reads, encodes and labels the tiles `range` of a slide (those before `skipBefore` are already in shards).
     func samples(of prepared: PreparedSlide, slideId: String, range: Range<Int>, skipBefore skip: Int, reader: TileReader) throws -> [ShardSample] {
         let encoded: [[UInt8]]
+        var stains: [String]?
         let size = prepared.grid.size
         if let compressed = try reader.readCompressed(range) {
             encoded = compressed
+        } else if let normalizer {
+            let (image, origins) = try reader.readStrip(range)
+            var e: [[UInt8]] = [], s: [String] = []
+            for o in origins {
+                let (tile, changed) = normalizer.normalize(image.crop(x: o.x, y: o.y, width: size, height: size))
+                e.append(try encoder.encode(tile))
+                s.append(changed ? normalizer.target.method.rawValue : normalizer.target.method.rawValue + ":unchanged")
+            }
+            encoded = e
+            stains = s
         } else {
             let (image, origins) = try reader.readStrip(range)
             encoded = try origins.map { try encoder.encode(image, x: $0.x, y: $0.y, width: size, height: size) }
@@ -121,7 +135,7 @@ struct TileWorker: Sendable {
         var samples: [ShardSample] = []
         samples.reserveCapacity(range.count)
         let plan = prepared.plan
-        for (i, bytes) in zip(range, encoded) where i >= skip {
+        for (n, (i, bytes)) in zip(range, encoded).enumerated() where i >= skip {
             let pos = prepared.positions[i]
             let key = SampleMetadata.key(slideId: slideId, x: pos.level0X, y: pos.level0Y)
             let meta = SampleMetadata(
@@ -130,7 +144,7 @@ struct TileWorker: Sendable {
                 level0Size: Int((Double(size) * plan.level0PerPixel).rounded()), tileSize: size,
                 mpp: plan.mpp, mppSource: plan.mppSource.rawValue, mppEstimated: plan.mppSource.isEstimate,
                 tissueFraction: (pos.tissue * 10_000).rounded() / 10_000, format: encoder.format.rawValue,
-                stain: "none", label: inputs[slideId]?.label, patientId: inputs[slideId]?.patientId)
+                stain: stains?[n] ?? "none", label: inputs[slideId]?.label, patientId: inputs[slideId]?.patientId)
             samples.append(ShardSample(key: key, files: [(ext: encoder.format.fileExtension, bytes: bytes),
                                                          (ext: "json", bytes: [UInt8](try CanonicalJSON.encode(meta)))]))
         }

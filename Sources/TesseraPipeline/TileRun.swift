@@ -2,6 +2,7 @@ import Foundation
 import TesseraCore
 import TesseraShards
 import TesseraSplits
+import TesseraStain
 import TesseraSlide
 
 /// What a finished `tile` run did.
@@ -93,7 +94,8 @@ public final class TileRun: @unchecked Sendable {
         let cancelled = CancelSet()
         let config = self.config
         let worker = TileWorker(config: config, encoder: TileEncoder(format: config.format, quality: config.quality), cancelled: cancelled,
-                                inputs: Dictionary(inputs.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a }))
+                                inputs: Dictionary(inputs.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a }),
+                                normalizer: try config.stainTarget().map { try StainNormalizer(target: $0) })
         let pool = OrderedPool<TileJob, TileOutput, TileWorkerContext>(
             workers: config.workers, capacity: config.workers * 4, makeContext: { TileWorkerContext() },
             process: { job, ctx in worker.process(job, ctx) })

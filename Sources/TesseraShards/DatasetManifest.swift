@@ -36,6 +36,8 @@ public struct SlideRecord: Codable, Sendable, Equatable {
     public var label: String?
     public var patientId: String?
     public var site: String?
+    /// Tiles stain normalization could not fit (nearly all background) and left unchanged.
+    public var stainUnchanged: Int?
 
     public init(id: String, path: String, bytes: Int, status: SlideStatus, samples: Int = 0) {
         self.id = id

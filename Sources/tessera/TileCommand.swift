@@ -63,6 +63,10 @@ struct TileCommand: ParsableCommand {
     var labels: String?
     @Flag(name: .customLong("labels-from-folders"), help: "Label each image with the name of its folder (microscopy collections).")
     var labelsFromFolders = false
+    @Option(help: "Stain normalization of every tile: none, macenko, macenko-staintools, reinhard, reinhard-cielab, vahadane.")
+    var normalize: String?
+    @Option(help: "Target JSON from `tessera stain fit` (Macenko without one uses the paper's reference target).")
+    var stain: String?
     @Option(help: "Worker threads (default: cores). Does not change the output.")
     var workers: Int?
     @Option(name: .customLong("slide-timeout"), help: "Per-slide watchdog in seconds, 0 = off (default 1800).")
@@ -101,6 +105,10 @@ struct TileCommand: ParsableCommand {
         if noThumbnails { c.thumbnails = false }
         if noChecksum { c.checksumSlides = false }
         if noPassThrough { c.passThrough = false }
+        if let normalize {
+            do { c.normalize = try parseMethod(normalize) } catch { throw fail(error) }
+        }
+        if let stain { c.stain = stain }
         if let labels { c.labels = labels }
         if labelsFromFolders { c.labelsFromFolders = true }
         if let workers { c.workers = workers }

@@ -1,0 +1,80 @@
+import Foundation
+import TesseraCore
+@testable import TesseraPipeline
+@testable import TesseraShards
+import TesseraStain
+import TesseraTestSupport
+import XCTest
+
+/// `tessera tile --normalize`: every tile normalized on the workers, deterministic, background counted.
+final class StainTilingTests: XCTestCase {
+    func config(_ out: String, method: StainMethod, stain: String?, workers: Int) -> TileConfig {
+        var c = TileConfig()
+        c.inputs = [Fixtures.svs, Fixtures.root + "/data/stain/input_near_white.png"]
+        c.output = out
+        c.quiet = true
+        c.tileSize = 128
+        c.minTissue = 0.3
+        c.assumeMpp = 0.5
+        c.normalize = method
+        c.stain = stain
+        c.workers = workers
+        c.thumbnails = false
+        return c
+    }
+
+    func testNormalizedTilingIsDeterministicAndCountsUnfittableTiles() throws {
+        let dir = Fixtures.tempDir(self)
+        let stain = dir + "/target.json"
+        try StainNormalizer.fit(try StainReference.load(path: Fixtures.root + "/data/stain/input_target.png"), method: .macenko).save(path: stain)
+        // The near-white image is kept whole (--min-tissue applies to detected tissue; use none).
+        var one = config(dir + "/one", method: .macenko, stain: stain, workers: 1)
+        one.tissueMethod = .none
+        one.minTissue = 0
+        var two = one
+        two.output = dir + "/two"
+        two.workers = 2
+        _ = try TileRun(config: one).run()
+        _ = try TileRun(config: two).run()
+        let m1 = try DatasetManifest.load(directory: one.output), m2 = try DatasetManifest.load(directory: two.output)
+        XCTAssertEqual(m1.shards.map(\.sha256), m2.shards.map(\.sha256), "worker count changed normalized output")
+        let white = m1.slides.first { $0.id == "input_near_white" }!
+        XCTAssertEqual(white.stainUnchanged, white.samples, "near-white tiles cannot be fitted: all passed through and counted")
+        XCTAssertGreaterThan(white.samples, 0)
+        let reader = try DatasetReader(directory: one.output)
+        var normalized = 0, unchanged = 0
+        for i in 0..<reader.count {
+            let meta = try TileDecoding.metadata(try reader.record(i))
+            if meta.stain == "macenko" { normalized += 1 } else if meta.stain == "macenko:unchanged" { unchanged += 1 } else { XCTFail(meta.stain) }
+        }
+        // Background tiles of the slide (kept with --tissue none) cannot be fitted either.
+        XCTAssertEqual(unchanged, m1.slides.reduce(0) { $0 + ($1.stainUnchanged ?? 0) })
+        XCTAssertGreaterThan(normalized, 20)
+        // Normalized tiles differ from plain ones; a different target is a different dataset.
+        var plain = one
+        plain.output = dir + "/plain"
+        plain.normalize = .none
+        plain.stain = nil
+        XCTAssertNotEqual(try plain.hash(), try one.hash())
+        var builtin = one
+        builtin.stain = nil
+        XCTAssertNotEqual(try builtin.hash(), try one.hash(), "the built-in Macenko target differs from the fitted one")
+    }
+
+    func testStainConfigErrorsNameTheProblem() throws {
+        let dir = Fixtures.tempDir(self)
+        var c = config(dir + "/x", method: .reinhard, stain: nil, workers: 1)
+        XCTAssertThrowsError(try c.validate()) { XCTAssertTrue("\($0)".contains("needs a fitted target"), "\($0)") }
+        try StainNormalizer.fit(try StainReference.load(path: Fixtures.root + "/data/stain/input_target.png"), method: .macenko).save(path: dir + "/m.json")
+        c.stain = dir + "/m.json"
+        XCTAssertThrowsError(try c.validate()) { XCTAssertTrue("\($0)".contains("holds a macenko target but normalize is reinhard") && "\($0)".contains("m.json"), "\($0)") }
+        // Through the CLI and a pipeline file.
+        let yaml = dir + "/p.yaml"
+        try "tile:\n  inputs: [\(Fixtures.svs)]\n  output: \(dir)/y\n  normalize: macenko\n  stain: \(dir)/m.json\n  tile_size: 128\n  assume_mpp: 0.5\n"
+            .write(toFile: yaml, atomically: true, encoding: .utf8)
+        let r = try Fixtures.run(Fixtures.root + "/.build/debug/tessera", ["run", yaml, "--quiet"])
+        XCTAssertEqual(r.status, 0, r.err)
+        let meta = try TileDecoding.metadata(try DatasetReader(directory: dir + "/y").record(0))
+        XCTAssertEqual(meta.stain, "macenko")
+    }
+}

@@ -1,0 +1,28 @@
+import Foundation
+import TesseraCore
+@testable import TesseraStain
+import XCTest
+
+/// OpenCV's 8-bit LAB conversions over every input, against the sha256 of cv2.cvtColor's output
+/// (OpenCV 4.11, all 2²⁴ RGB triples r·65536 + g·256 + b, resp. all 2²⁴ Lab codes, as bytes L,a,b /
+/// R,G,B; computed by scripts/make-stain-fixtures' verification step).
+final class OpenCVLabTests: XCTestCase {
+    func table(_ f: (UInt8, UInt8, UInt8) -> SIMD3<UInt8>) -> String {
+        var out = [UInt8](repeating: 0, count: 3 << 24)
+        out.withUnsafeMutableBufferPointer { p in
+            for i in 0..<(1 << 24) {
+                let v = f(UInt8(i >> 16), UInt8((i >> 8) & 255), UInt8(i & 255))
+                p[3 * i] = v.x; p[3 * i + 1] = v.y; p[3 * i + 2] = v.z
+            }
+        }
+        return SHA256.hexDigest(of: out)
+    }
+
+    func testRGBToLabIsBitExactWithOpenCV() {
+        XCTAssertEqual(table(OpenCVLab8.shared.lab), "b3067516fa862bb008af4ffb4da5555722524a70776bf7ffd523a90f4331480c")
+    }
+
+    func testLabToRGBIsBitExactWithOpenCV() {
+        XCTAssertEqual(table(OpenCVLab8.shared.rgb), "fe94a44a1fb178c1b5041a43095c4d99f4d37fb7b32258da356d8bd63bba9b0d")
+    }
+}
