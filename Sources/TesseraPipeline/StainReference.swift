@@ -35,10 +35,17 @@ public enum StainReference {
             throw TesseraError(.noTissue, path: path, "no tile with at least \(Int(o.minTissue * 100))% tissue to fit stains on",
                                hint: "lower --min-tissue, or fit on another reference")
         }
-        // Evenly spaced over the kept positions (reading order), so the sample covers the slide.
-        let count = min(o.tiles, prepared.positions.count)
+        return try mosaic(prepared, tiles: o.tiles, reader: try prepared.makeReader())
+    }
+
+    /// Up to `tiles` kept tiles of a prepared slide, evenly spaced over its positions (reading order,
+    /// so the sample covers the slide), stacked into one image.
+    public static func mosaic(_ prepared: PreparedSlide, tiles: Int, reader: TileReader) throws -> RGBImage {
+        guard !prepared.positions.isEmpty else {
+            throw TesseraError(.noTissue, path: prepared.slide.path, "no tiles to fit stains on")
+        }
+        let count = min(tiles, prepared.positions.count)
         let picks = (0..<count).map { $0 * prepared.positions.count / count }
-        let reader = try prepared.makeReader()
         let size = prepared.grid.size
         var pixels: [UInt8] = []
         pixels.reserveCapacity(count * size * size * 3)

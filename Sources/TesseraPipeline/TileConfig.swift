@@ -44,6 +44,10 @@ public struct TileConfig: Codable, Sendable, Equatable {
     /// Target from `tessera stain fit`; without it Macenko uses the paper code's reference target.
     /// Its fitted values, not its path, are part of the config hash.
     public var stain: String?
+    /// Fit the source stains per tile (torchstain's per-image semantics) or once per slide on a
+    /// mosaic of 32 of its tissue tiles (consistent within a slide, and much faster).
+    public var stainFit: StainFit = .tile
+    public enum StainFit: String, Codable, Sendable, CaseIterable { case tile, slide }
     // Settings below do not change the output bytes and are not part of the config hash.
     public var workers: Int = min(256, max(1, ProcessInfo.processInfo.activeProcessorCount))
     /// Per-slide time limit in seconds (watchdog); 0 disables it.
@@ -58,7 +62,7 @@ public struct TileConfig: Codable, Sendable, Equatable {
         case inputs, output, mpp, magnification, assumeMpp = "assume_mpp", allowUpsample = "allow_upsample"
         case tileSize = "tile_size", stride, minTissue = "min_tissue", tissueMethod = "tissue_method"
         case maskSize = "mask_size", maskDir = "mask_dir", format, quality, shardSize = "shard_size"
-        case depth16 = "depth16", thumbnails, checksumSlides = "checksum_slides", passThrough = "pass_through", labels, labelsFromFolders = "labels_from_folders", normalize, stain, workers
+        case depth16 = "depth16", thumbnails, checksumSlides = "checksum_slides", passThrough = "pass_through", labels, labelsFromFolders = "labels_from_folders", normalize, stain, stainFit = "stain_fit", workers
         case slideTimeout = "slide_timeout", readRun = "read_run", quiet
     }
 
@@ -92,6 +96,7 @@ public struct TileConfig: Codable, Sendable, Equatable {
         labelsFromFolders = try c.decodeIfPresent(Bool.self, forKey: .labelsFromFolders) ?? d.labelsFromFolders
         normalize = try c.decodeIfPresent(StainMethod.self, forKey: .normalize) ?? d.normalize
         stain = try c.decodeIfPresent(String.self, forKey: .stain)
+        stainFit = try c.decodeIfPresent(StainFit.self, forKey: .stainFit) ?? d.stainFit
         workers = try c.decodeIfPresent(Int.self, forKey: .workers) ?? d.workers
         slideTimeout = try c.decodeIfPresent(Double.self, forKey: .slideTimeout) ?? d.slideTimeout
         readRun = try c.decodeIfPresent(Int.self, forKey: .readRun) ?? d.readRun
@@ -147,6 +152,7 @@ public struct TileConfig: Codable, Sendable, Equatable {
         for k in ["output", "workers", "slide_timeout", "read_run", "quiet", "labels", "stain"] { o.removeValue(forKey: k) }
         if normalize == .none {
             o.removeValue(forKey: "normalize")
+            o.removeValue(forKey: "stain_fit")
         } else if let t = try stainTarget() {
             o["stain_target"] = try JSONValue.from(t)
         }

@@ -29,6 +29,23 @@ indirect enum TileOutput {
 final class TileWorkerContext {
     var reader: TileReader?
     var readerOf: ObjectIdentifier?
+    /// The per-slide stain fit (stain_fit: slide) of the slide the worker last touched; nil inside
+    /// means the slide could not be fitted (its tiles pass through unchanged).
+    var stainSource: StainNormalizer.FixedSource??
+    var stainSourceOf: ObjectIdentifier?
+
+    /// Fits the source side once per slide on a mosaic of its tissue tiles. Every worker computes
+    /// the same fit from the same tiles, so the output does not depend on which worker ran a unit.
+    func stainSource(for prepared: PreparedSlide, normalizer: StainNormalizer, tiles: Int) -> StainNormalizer.FixedSource? {
+        if stainSourceOf == ObjectIdentifier(prepared), let cached = stainSource { return cached }
+        var fitted: StainNormalizer.FixedSource?
+        if let mosaic = try? StainReference.mosaic(prepared, tiles: tiles, reader: try reader(for: prepared)) {
+            fitted = try? normalizer.fixedSource(fittedOn: mosaic)
+        }
+        stainSource = .some(fitted)
+        stainSourceOf = ObjectIdentifier(prepared)
+        return fitted
+    }
 
     func reader(for prepared: PreparedSlide) throws -> TileReader {
         if readerOf != ObjectIdentifier(prepared) || reader == nil {
@@ -74,7 +91,7 @@ struct TileWorker: Sendable {
             if cancelled.contains(index) { return .cancelled }
             do {
                 return .tiles(index: index, first: max(range.lowerBound, skip),
-                              samples: try samples(of: prepared, slideId: slideId, range: range, skipBefore: skip, reader: try ctx.reader(for: prepared)))
+                              samples: try samples(of: prepared, slideId: slideId, range: range, skipBefore: skip, reader: try ctx.reader(for: prepared), context: ctx))
             } catch {
                 return .failed(index: index, error: Self.typed(error, path: prepared.slide.path))
             }
@@ -90,7 +107,7 @@ struct TileWorker: Sendable {
                 let reader = try p.makeReader()
                 var s: [ShardSample] = []
                 for unit in p.units(maxTiles: config.readRun) where unit.upperBound > skip {
-                    s += try samples(of: p, slideId: input.id, range: unit, skipBefore: skip, reader: reader)
+                    s += try samples(of: p, slideId: input.id, range: unit, skipBefore: skip, reader: reader, context: ctx)
                 }
                 return .whole(start: start, tiles: .tiles(index: index, first: skip, samples: s), failure: nil, end: .slideEnd(index: index))
             } catch {
@@ -112,7 +129,8 @@ struct TileWorker: Sendable {
     }
 
     /// Reads, encodes and labels the tiles `range` of a slide (those before `skipBefore` are already in shards).
-    func samples(of prepared: PreparedSlide, slideId: String, range: Range<Int>, skipBefore skip: Int, reader: TileReader) throws -> [ShardSample] {
+    func samples(of prepared: PreparedSlide, slideId: String, range: Range<Int>, skipBefore skip: Int, reader: TileReader,
+                 context: TileWorkerContext? = nil) throws -> [ShardSample] {
         let encoded: [[UInt8]]
         var stains: [String]?
         let size = prepared.grid.size
@@ -121,8 +139,16 @@ struct TileWorker: Sendable {
         } else if let normalizer {
             let (image, origins) = try reader.readStrip(range)
             var e: [[UInt8]] = [], s: [String] = []
+            let fixed = config.stainFit == .slide ? context?.stainSource(for: prepared, normalizer: normalizer, tiles: 32) : nil
             for o in origins {
-                let (tile, changed) = normalizer.normalize(image.crop(x: o.x, y: o.y, width: size, height: size))
+                let crop = image.crop(x: o.x, y: o.y, width: size, height: size)
+                let (tile, changed): (RGBImage, Bool)
+                if config.stainFit == .slide {
+                    tile = fixed.map { normalizer.transform(crop, source: $0) } ?? crop
+                    changed = fixed != nil
+                } else {
+                    (tile, changed) = normalizer.normalize(crop)
+                }
                 e.append(try encoder.encode(tile))
                 s.append(changed ? normalizer.target.method.rawValue : normalizer.target.method.rawValue + ":unchanged")
             }

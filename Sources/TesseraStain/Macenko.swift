@@ -52,29 +52,57 @@ public struct StainFitError: Error, CustomStringConvertible, Sendable {
 public enum Macenko {
     /// Fits stain vectors and maximum concentrations to an image (all of its pixels count for the
     /// concentrations; only tissue pixels for the vectors).
-    public static func fit(_ image: RGBImage, options: MacenkoOptions = MacenkoOptions()) throws -> StainMatrix {
-        let (matrix, _) = try fitWithConcentrations(image, options: options)
-        return matrix
-    }
-
-    /// The fit plus the least-squares (or lasso) concentrations of every pixel (2 per pixel, H then E).
-    static func fitWithConcentrations(_ image: RGBImage, options o: MacenkoOptions) throws -> (StainMatrix, [Double]) {
+    public static func fit(_ image: RGBImage, options o: MacenkoOptions = MacenkoOptions()) throws -> StainMatrix {
         let n = image.width * image.height
         guard n > 0 else { throw StainFitError(reason: "empty image") }
         let table = o.variant == .torchstain ? ODTable.plusOne(io: o.io) : ODTable.staintools()
         let tissue = try tissuePixels(image, options: o, table: table)
         let vectors = try stainVectors(image, tissue: tissue, table: table, options: o)
-        var conc = concentrations(image, vectors: vectors, table: table, variant: o.variant)
-        guard conc.allSatisfy(\.isFinite) else { throw StainFitError(reason: "the stain vectors are degenerate (a flat colour?)") }
-        // 99th percentiles of each stain's concentration.
-        var h = [Double](repeating: 0, count: n), e = [Double](repeating: 0, count: n)
-        for i in 0..<n { h[i] = conc[2 * i]; e[i] = conc[2 * i + 1] }
-        let maxC = [Percentile.linear(&h, 99), Percentile.linear(&e, 99)]
+        let maxC = try maxConcentrations(image, vectors: vectors, table: table, variant: o.variant)
+        return StainMatrix(vectors: vectors, maxConcentrations: maxC)
+    }
+
+    /// 99th percentiles of each stain's concentration over all pixels.
+    static func maxConcentrations(_ image: RGBImage, vectors: [[Double]], table: ODTable, variant: MacenkoOptions.Variant) throws -> [Double] {
+        let n = image.width * image.height
+        var maxC: [Double] = []
+        switch variant {
+        case .torchstain:
+            // Least-squares concentrations are linear in OD: per-channel tables, computed on the fly.
+            guard let p = pseudoInverse(vectors) else { throw StainFitError(reason: "the stain vectors are degenerate (a flat colour?)") }
+            for row in [p.0, p.1] {
+                var t = [Double](repeating: 0, count: 768)
+                for v in 0..<256 { t[v] = row.x * table.od[v]; t[256 + v] = row.y * table.od[v]; t[512 + v] = row.z * table.od[v] }
+                // Every value is a sum of one entry per channel table: that bounds the range.
+                let lower = (0..<3).map { c in t[(256 * c)..<(256 * c + 256)].min()! }.reduce(0, +)
+                let upper = (0..<3).map { c in t[(256 * c)..<(256 * c + 256)].max()! }.reduce(0, +)
+                let value = t.withUnsafeBufferPointer { t in
+                    image.pixels.withUnsafeBufferPointer { px in
+                        OrderStatistics.percentiles(count: n, [99], lower: lower, upper: upper) { i in
+                            t[Int(px[3 * i])] + t[256 + Int(px[3 * i + 1])] + t[512 + Int(px[3 * i + 2])]
+                        }[0].value
+                    }
+                }
+                maxC.append(value)
+            }
+        case .staintools:
+            let conc = concentrations(image, vectors: vectors, table: table, variant: variant)
+            guard conc.allSatisfy(\.isFinite) else { throw StainFitError(reason: "the stain vectors are degenerate (a flat colour?)") }
+            for s in 0..<2 {
+                maxC.append(conc.withUnsafeBufferPointer { c in OrderStatistics.percentile(count: n, 99) { c[2 * $0 + s] }.value })
+            }
+        }
         guard maxC.allSatisfy({ $0.isFinite && $0 > 1e-9 }) else {
-            conc.removeAll()
             throw StainFitError(reason: "a stain has no concentration (99th percentile \(maxC))")
         }
-        return (StainMatrix(vectors: vectors, maxConcentrations: maxC), conc)
+        return maxC
+    }
+
+    /// The fit plus the per-pixel concentrations (2 per pixel, H then E).
+    static func fitWithConcentrations(_ image: RGBImage, options o: MacenkoOptions) throws -> (StainMatrix, [Double]) {
+        let m = try fit(image, options: o)
+        let table = o.variant == .torchstain ? ODTable.plusOne(io: o.io) : ODTable.staintools()
+        return (m, concentrations(image, vectors: m.vectors, table: table, variant: o.variant))
     }
 
     /// Indices of the pixels that count as stained.
@@ -136,17 +164,37 @@ public enum Macenko {
             e1 = largest.x < 0 ? -largest : largest
             e2 = middle.x < 0 ? -middle : middle
         }
-        var phi = [Double](repeating: 0, count: m)
-        image.pixels.withUnsafeBufferPointer { p in
-            for (k, i) in tissue.enumerated() {
-                let j = 3 * Int(i)
-                let x = SIMD3(od[Int(p[j])], od[Int(p[j + 1])], od[Int(p[j + 2])])
-                phi[k] = atan2((x * e2).sum(), (x * e1).sum())
+        // Angles only matter through their order until the two percentiles are found: select on a
+        // pseudo-angle (monotone in atan2) and take atan2 of the chosen pixels alone.
+        var t0 = [Double](repeating: 0, count: 768), t1 = [Double](repeating: 0, count: 768)
+        for v in 0..<256 {
+            t0[v] = e1.x * od[v]; t0[256 + v] = e1.y * od[v]; t0[512 + v] = e1.z * od[v]
+            t1[v] = e2.x * od[v]; t1[256 + v] = e2.y * od[v]; t1[512 + v] = e2.z * od[v]
+        }
+        func angles(_ qs: [Double]) -> [Double] {
+            tissue.withUnsafeBufferPointer { ts in
+                image.pixels.withUnsafeBufferPointer { p in
+                    @inline(__always) func xy(_ k: Int) -> (Double, Double) {
+                        let j = 3 * Int(ts[k])
+                        let r = Int(p[j]), g = 256 + Int(p[j + 1]), b = 512 + Int(p[j + 2])
+                        return (t0[r] + t0[g] + t0[b], t1[r] + t1[g] + t1[b])
+                    }
+                    let stats = OrderStatistics.percentiles(count: m, qs, lower: -2, upper: 2) { k in
+                        let (x, y) = xy(k)
+                        return pseudoAngle(y, x)
+                    }
+                    // Interpolate between the true angles of the two order statistics, as numpy does.
+                    return zip(qs, stats).map { q, s in
+                        let index = (q / 100) * Double(m - 1)
+                        let a = xy(s.lo), b = xy(s.hi)
+                        return Percentile.lerp(atan2(a.1, a.0), atan2(b.1, b.0), index - index.rounded(.down))
+                    }
+                }
             }
         }
-        guard phi.allSatisfy(\.isFinite) else { throw StainFitError(reason: "non-finite angles") }
-        let minPhi = Percentile.linear(&phi, o.alpha)
-        let maxPhi = Percentile.linear(&phi, 100 - o.alpha)
+        let phis = angles([o.alpha, 100 - o.alpha])
+        let minPhi = phis[0], maxPhi = phis[1]
+        guard minPhi.isFinite && maxPhi.isFinite else { throw StainFitError(reason: "non-finite angles") }
         var vMin = e1 * cos(minPhi) + e2 * sin(minPhi)
         var vMax = e1 * cos(maxPhi) + e2 * sin(maxPhi)
         if o.variant == .staintools {
@@ -188,6 +236,14 @@ public enum Macenko {
         return out
     }
 
+    /// Increases with atan2(y, x) over (−π, π], without trigonometry.
+    @inline(__always) static func pseudoAngle(_ y: Double, _ x: Double) -> Double {
+        let d = abs(x) + abs(y)
+        guard d > 0 else { return 0 }
+        let p = x / d
+        return y < 0 ? p - 1 : 1 - p
+    }
+
     /// Rows of (AᵀA)⁻¹Aᵀ for the 3×2 matrix A whose columns are the two vectors.
     static func pseudoInverse(_ v: [[Double]]) -> (SIMD3<Double>, SIMD3<Double>)? {
         let a = SIMD3(v[0][0], v[0][1], v[0][2]), b = SIMD3(v[1][0], v[1][1], v[1][2])
@@ -200,29 +256,13 @@ public enum Macenko {
     /// Normalizes `image` to `target` (fits the image first). Throws `StainFitError` when the image
     /// cannot be fitted (too little stain); callers pass such tiles through unchanged.
     public static func normalize(_ image: RGBImage, to target: StainMatrix, options o: MacenkoOptions = MacenkoOptions()) throws -> RGBImage {
-        let (source, conc) = try fitWithConcentrations(image, options: o)
-        return reconstruct(image, source: source, concentrations: conc, target: target, io: o.io)
+        let source = try fit(image, options: o)
+        switch o.variant {
+        case .torchstain: return FixedTransform.leastSquares(image, source: source, target: target, od: .plusOne(io: o.io), io: o.io)
+        case .staintools: return FixedTransform.lasso(image, source: source, target: target)
+        }
     }
 
-    /// Io·exp(−target vectors · concentrations rescaled to the target's maxima), as bytes.
-    static func reconstruct(_ image: RGBImage, source: StainMatrix, concentrations conc: [Double], target: StainMatrix, io: Double) -> RGBImage {
-        let scale = (0..<2).map { source.maxConcentrations[$0] / target.maxConcentrations[$0] }
-        let h = SIMD3(target.vectors[0][0], target.vectors[0][1], target.vectors[0][2])
-        let e = SIMD3(target.vectors[1][0], target.vectors[1][1], target.vectors[1][2])
-        let toByte = ODToByte(io: io)
-        let n = image.width * image.height
-        var out = [UInt8](repeating: 0, count: 3 * n)
-        out.withUnsafeMutableBufferPointer { dst in
-            for i in 0..<n {
-                let x = h * (conc[2 * i] / scale[0]) + e * (conc[2 * i + 1] / scale[1])
-                guard x.x.isFinite && x.y.isFinite && x.z.isFinite else { continue }
-                dst[3 * i] = toByte.byte(x.x)
-                dst[3 * i + 1] = toByte.byte(x.y)
-                dst[3 * i + 2] = toByte.byte(x.z)
-            }
-        }
-        return RGBImage(width: image.width, height: image.height, pixels: out)
-    }
 }
 
 /// Exact non-negative lasso for two atoms: min ½‖x − Dᵀc‖² + λ(c₁ + c₂), c ≥ 0 (spams.lasso with

@@ -16,6 +16,22 @@ public struct ODTable: Sendable {
     }
 }
 
+extension ODToByte {
+    /// Tables are 40 KB and depend only on Io and rounding: build each once.
+    static let truncated240 = ODToByte(io: 240)
+    static let truncated255 = ODToByte(io: 255)
+    static let rounded255 = ODToByte(io: 255, rounding: true)
+
+    public static func shared(io: Double, rounding: Bool = false) -> ODToByte {
+        switch (io, rounding) {
+        case (240, false): return truncated240
+        case (255, false): return truncated255
+        case (255, true): return rounded255
+        default: return ODToByte(io: io, rounding: rounding)
+        }
+    }
+}
+
 /// Maps an optical density x to the byte ⌊min(255, Io·e^(−x))⌋ (numpy's clip-then-astype(uint8))
 /// without calling exp: the byte changes only where x crosses tₖ = −ln(k / Io), and a table over
 /// bins narrower than the smallest gap between thresholds finds the byte with one comparison.

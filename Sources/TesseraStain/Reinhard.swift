@@ -50,6 +50,15 @@ public enum Reinhard {
     /// (no spread to rescale); callers pass such tiles through unchanged.
     public static func normalize(_ image: RGBImage, mean targetMean: [Double], std targetStd: [Double], space: Space) throws -> RGBImage {
         let (mean, std) = try statistics(image, space: space)
+        if space == .opencvLab8 {
+            guard std.allSatisfy({ $0 > 1e-12 }) else { throw StainFitError(reason: "a LAB channel has no spread (flat image)") }
+            return FixedTransform.reinhardLab8(image, mean: mean, std: std, targetMean: targetMean, targetStd: targetStd)
+        }
+        return try transform(image, mean: mean, std: std, targetMean: targetMean, targetStd: targetStd, space: space)
+    }
+
+    /// Normalizes with given source statistics (no refit).
+    static func transform(_ image: RGBImage, mean: [Double], std: [Double], targetMean: [Double], targetStd: [Double], space: Space) throws -> RGBImage {
         guard std.allSatisfy({ $0 > 1e-12 }) else { throw StainFitError(reason: "a LAB channel has no spread (flat image)") }
         let m = SIMD3(mean[0], mean[1], mean[2])
         let tm = SIMD3(targetMean[0], targetMean[1], targetMean[2])

@@ -41,8 +41,8 @@ public struct StainJitter: Sendable, Equatable, Codable {
     static let logAdjust = log(1e-6)
     /// ln(max(v/255, 1e-6)) / ln(1e-6) per byte.
     static let hedLog: [Double] = (0..<256).map { log(max(Double($0) / 255, 1e-6)) / log(1e-6) }
-    static let roundByte = ODToByte(io: 255, rounding: true)
-    static let truncByte = ODToByte(io: 255)
+    static let roundByte = ODToByte.shared(io: 255, rounding: true)
+    static let truncByte = ODToByte.shared(io: 255)
 
     public func validate() throws {
         guard sigma1 >= 0 && sigma1 < 1 else { throw TesseraError(.invalidConfig, "stain jitter sigma1 must be in [0, 1), got \(sigma1)") }

@@ -109,7 +109,6 @@ public enum Vahadane {
     }
 
     public static func normalize(_ image: RGBImage, to target: StainMatrix, options o: VahadaneOptions = VahadaneOptions()) throws -> RGBImage {
-        let (source, conc) = try fitWithConcentrations(image, options: o)
-        return Macenko.reconstruct(image, source: source, concentrations: conc, target: target, io: 255)
+        FixedTransform.lasso(image, source: try fit(image, options: o), target: target)
     }
 }

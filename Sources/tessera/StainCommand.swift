@@ -9,7 +9,7 @@ struct StainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stain",
         abstract: "Fit, apply and look at stain normalization (Macenko, Reinhard, Vahadane) and stain augmentation.",
-        subcommands: [StainFitCommand.self, StainApplyCommand.self, StainShowCommand.self, StainAugmentCommand.self])
+        subcommands: [StainFitCommand.self, StainApplyCommand.self, StainShowCommand.self, StainAugmentCommand.self, StainBenchCommand.self])
 }
 
 struct StainReferenceOptions: ParsableArguments {
@@ -169,6 +169,45 @@ struct StainAugmentCommand: ParsableCommand {
             }
             try PNGWriter.write(StainFigure.grid(versions, columns: min(versions.count, 3)), to: out)
             print("\(out): original + \(versions.count - 1) \(s.rawValue) jitters (σ1 \(jitter.sigma1), σ2 \(jitter.sigma2))")
+        } catch { throw fail(error) }
+    }
+}
+
+struct StainBenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench", abstract: "Time stain operations in-process (used by scripts/bench-stain); prints one JSON line.",
+        shouldDisplay: false)
+    @Argument(help: "Images (cut into tiles with --tile).")
+    var images: [String]
+    @Option(help: "Method.")
+    var method = "macenko"
+    @Option(help: "Target JSON (default: fitted on the first image).")
+    var stain: String?
+    @Option(help: "fit-transform, transform (source fitted once per image), or fit.")
+    var operation = "fit-transform"
+    @Option(help: "Cut each image into tiles of this side (0 = whole images).")
+    var tile = 0
+    @Option(name: .customLong("min-seconds"), help: "Repeat until this much CPU time.")
+    var minSeconds = 1.0
+
+    func run() throws {
+        do {
+            let m = try parseMethod(method)
+            var inputs: [RGBImage] = []
+            for path in images {
+                let im = try StainReference.load(path: path, options: StainReference.Options())
+                if tile > 0 {
+                    for y in stride(from: 0, through: im.height - tile, by: tile) {
+                        for x in stride(from: 0, through: im.width - tile, by: tile) { inputs.append(im.crop(x: x, y: y, width: tile, height: tile)) }
+                    }
+                } else {
+                    inputs.append(im)
+                }
+            }
+            guard let first = inputs.first else { throw TesseraError(.invalidConfig, "no images (or none as large as --tile)") }
+            let target = try stain.map { try StainTarget.load(path: $0) } ?? StainNormalizer.fit(first, method: m)
+            let r = try StainBenchmark.run(inputs, method: m, target: target, operation: operation, minSeconds: minSeconds)
+            print(String(decoding: try CanonicalJSON.encode(r), as: UTF8.self))
         } catch { throw fail(error) }
     }
 }

@@ -67,6 +67,8 @@ struct TileCommand: ParsableCommand {
     var normalize: String?
     @Option(help: "Target JSON from `tessera stain fit` (Macenko without one uses the paper's reference target).")
     var stain: String?
+    @Option(name: .customLong("stain-fit"), help: "Fit source stains per tile (default) or once per slide on 32 of its tissue tiles (slide).")
+    var stainFit: String?
     @Option(help: "Worker threads (default: cores). Does not change the output.")
     var workers: Int?
     @Option(name: .customLong("slide-timeout"), help: "Per-slide watchdog in seconds, 0 = off (default 1800).")
@@ -109,6 +111,10 @@ struct TileCommand: ParsableCommand {
             do { c.normalize = try parseMethod(normalize) } catch { throw fail(error) }
         }
         if let stain { c.stain = stain }
+        if let stainFit {
+            guard let f = TileConfig.StainFit(rawValue: stainFit) else { throw fail(TesseraError(.invalidConfig, "--stain-fit must be tile or slide, got \(stainFit)")) }
+            c.stainFit = f
+        }
         if let labels { c.labels = labels }
         if labelsFromFolders { c.labelsFromFolders = true }
         if let workers { c.workers = workers }

@@ -61,6 +61,28 @@ final class StainTilingTests: XCTestCase {
         XCTAssertNotEqual(try builtin.hash(), try one.hash(), "the built-in Macenko target differs from the fitted one")
     }
 
+    func testPerSlideFitIsDeterministicAndConsistentWithinASlide() throws {
+        let dir = Fixtures.tempDir(self)
+        var one = config(dir + "/one", method: .macenko, stain: nil, workers: 1)
+        one.stainFit = .slide
+        one.readRun = 4   // many units per slide, spread over the workers
+        var two = one
+        two.output = dir + "/two"
+        two.workers = 2
+        var perTile = one
+        perTile.output = dir + "/tile"
+        perTile.stainFit = .tile
+        for c in [one, two, perTile] { _ = try TileRun(config: c).run() }
+        let m1 = try DatasetManifest.load(directory: one.output), m2 = try DatasetManifest.load(directory: two.output)
+        XCTAssertEqual(m1.shards.map(\.sha256), m2.shards.map(\.sha256), "per-slide fits differ between workers")
+        XCTAssertNotEqual(m1.shards.map(\.sha256), try DatasetManifest.load(directory: perTile.output).shards.map(\.sha256))
+        XCTAssertNotEqual(try one.hash(), try perTile.hash())
+        // The slide was fitted once: every tissue tile normalized, none left unchanged.
+        let slide = m1.slides.first { $0.id == "CMU-1-Small-Region" }!
+        XCTAssertNil(slide.stainUnchanged)
+        XCTAssertGreaterThan(slide.samples, 20)
+    }
+
     func testStainConfigErrorsNameTheProblem() throws {
         let dir = Fixtures.tempDir(self)
         var c = config(dir + "/x", method: .reinhard, stain: nil, workers: 1)

@@ -20,7 +20,27 @@ final class StainBehaviourTests: XCTestCase {
                 let want = sorted[lo] + (sorted[hi] - sorted[lo]) * (idx - Double(lo))
                 var copy = values
                 XCTAssertEqual(Percentile.linear(&copy, q), want, accuracy: 1e-9, "n \(n) q \(q)")
+                // The streaming histogram selection gives the same value, and indices holding the order statistics.
+                let (v, iLo, iHi) = OrderStatistics.percentile(count: n, q) { values[$0] }
+                XCTAssertEqual(v, want, accuracy: 1e-9, "histogram select n \(n) q \(q)")
+                XCTAssertEqual(values[iLo], sorted[Int(idx.rounded(.down))])
+                XCTAssertEqual(values[iHi], sorted[min(n - 1, Int(idx.rounded(.down)) + 1)])
+                // With known bounds and several percentiles at once.
+                let many = OrderStatistics.percentiles(count: n, [q, 100 - q], lower: sorted.first! - 1, upper: sorted.last! + 1) { values[$0] }
+                XCTAssertEqual(many[0].value, want, accuracy: 1e-9)
+                var again = values
+                XCTAssertEqual(many[1].value, Percentile.linear(&again, 100 - q), accuracy: 1e-9)
             }
+        }
+    }
+
+    func testPseudoAngleOrdersLikeAtan2() {
+        var rng = SplitMix64(seed: 4)
+        var pairs: [(Double, Double)] = [(0, 1), (1, 0), (0, -1), (-1, 0.0), (-1, 1e-300), (-1, -1e-300)]
+        for _ in 0..<5000 { pairs.append((Double(rng.next() % 2001) / 1000 - 1, Double(rng.next() % 2001) / 1000 - 1)) }
+        let byAngle = pairs.sorted { atan2($0.1, $0.0) < atan2($1.1, $1.0) }
+        for (a, b) in zip(byAngle, byAngle.dropFirst()) where atan2(a.1, a.0) < atan2(b.1, b.0) {
+            XCTAssertLessThanOrEqual(Macenko.pseudoAngle(a.1, a.0), Macenko.pseudoAngle(b.1, b.0), "\(a) \(b)")
         }
     }
 

@@ -1,0 +1,134 @@
+import Foundation
+import TesseraCore
+
+extension StainNormalizer {
+    /// The source side of a normalization fitted once (a slide, a reference region) and then applied
+    /// to many tiles without refitting: per-pixel work only, through lookup tables.
+    public enum FixedSource: Sendable {
+        case stain(StainMatrix)
+        case lab(mean: [Double], std: [Double])
+    }
+
+    /// Fits the source side on `image` (e.g. a mosaic of a slide's tissue tiles).
+    public func fixedSource(fittedOn image: RGBImage) throws -> FixedSource {
+        switch target.method {
+        case .none: return .lab(mean: [0, 0, 0], std: [1, 1, 1])
+        case .macenko: return .stain(try Macenko.fit(image))
+        case .macenkoStaintools: return .stain(try Macenko.fit(image, options: MacenkoOptions(variant: .staintools)))
+        case .vahadane: return .stain(try Vahadane.fit(image, options: vahadane))
+        case .reinhard, .reinhardCielab:
+            let (m, s) = try Reinhard.statistics(image, space: target.method == .reinhard ? .opencvLab8 : .cielab)
+            return .lab(mean: m, std: s)
+        }
+    }
+
+    /// Normalizes `image` as if it had the fitted `source` statistics.
+    public func transform(_ image: RGBImage, source: FixedSource) -> RGBImage {
+        switch (target.method, source) {
+        case (.none, _):
+            return image
+        case (.macenko, .stain(let s)):
+            return FixedTransform.leastSquares(image, source: s, target: target.stainMatrix!, od: .plusOne(io: 240), io: 240)
+        case (.macenkoStaintools, .stain(let s)), (.vahadane, .stain(let s)):
+            return FixedTransform.lasso(image, source: s, target: target.stainMatrix!)
+        case (.reinhard, .lab(let m, let sd)):
+            return FixedTransform.reinhardLab8(image, mean: m, std: sd, targetMean: target.labMean!, targetStd: target.labStd!)
+        case (.reinhardCielab, .lab(let m, let sd)):
+            return (try? Reinhard.transform(image, mean: m, std: sd, targetMean: target.labMean!, targetStd: target.labStd!, space: .cielab)) ?? image
+        default:
+            return image
+        }
+    }
+}
+
+/// Per-pixel kernels with everything that does not depend on the pixel precomputed.
+enum FixedTransform {
+    /// Least-squares concentrations are linear in OD, so the whole map is x = M·od(pixel) with
+    /// M = HE_target · diag(1/scale) · pinv(HE_source); per channel and input channel a 256-entry
+    /// table of M[c][k]·od[v] leaves nine lookups and six additions per pixel.
+    static func leastSquares(_ image: RGBImage, source: StainMatrix, target: StainMatrix, od: ODTable, io: Double) -> RGBImage {
+        guard let p = Macenko.pseudoInverse(source.vectors) else { return image }
+        let s0 = source.maxConcentrations[0] / target.maxConcentrations[0]
+        let s1 = source.maxConcentrations[1] / target.maxConcentrations[1]
+        var m = [Double](repeating: 0, count: 9)
+        for c in 0..<3 {
+            let h = target.vectors[0][c] / s0, e = target.vectors[1][c] / s1
+            m[3 * c] = h * p.0.x + e * p.1.x
+            m[3 * c + 1] = h * p.0.y + e * p.1.y
+            m[3 * c + 2] = h * p.0.z + e * p.1.z
+        }
+        guard m.allSatisfy(\.isFinite) else { return image }
+        // table[256·k + v] = the contribution of input channel k at value v to the three outputs.
+        var table = [SIMD4<Double>](repeating: .zero, count: 3 * 256)
+        for k in 0..<3 { for v in 0..<256 {
+            table[256 * k + v] = SIMD4(m[k] * od.od[v], m[3 + k] * od.od[v], m[6 + k] * od.od[v], 0)
+        } }
+        let toByte = ODToByte.shared(io: io)
+        let n = image.width * image.height
+        var out = [UInt8](repeating: 0, count: 3 * n)
+        table.withUnsafeBufferPointer { t in
+            image.pixels.withUnsafeBufferPointer { src in
+                out.withUnsafeMutableBufferPointer { dst in
+                    for i in 0..<n {
+                        let x = t[Int(src[3 * i])] + t[256 + Int(src[3 * i + 1])] + t[512 + Int(src[3 * i + 2])]
+                        dst[3 * i] = toByte.byte(x.x)
+                        dst[3 * i + 1] = toByte.byte(x.y)
+                        dst[3 * i + 2] = toByte.byte(x.z)
+                    }
+                }
+            }
+        }
+        return RGBImage(width: image.width, height: image.height, pixels: out)
+    }
+
+    /// Non-negative lasso concentrations (staintools Macenko, Vahadane), then 255·exp(−C·S).
+    static func lasso(_ image: RGBImage, source: StainMatrix, target: StainMatrix) -> RGBImage {
+        let od = ODTable.staintools()
+        let solver = NonNegativeLasso2(dictionary: source.vectors, lambda: 0.01)
+        let h = SIMD3(target.vectors[0][0], target.vectors[0][1], target.vectors[0][2]) * (target.maxConcentrations[0] / source.maxConcentrations[0])
+        let e = SIMD3(target.vectors[1][0], target.vectors[1][1], target.vectors[1][2]) * (target.maxConcentrations[1] / source.maxConcentrations[1])
+        let toByte = ODToByte.shared(io: 255)
+        let n = image.width * image.height
+        var out = [UInt8](repeating: 0, count: 3 * n)
+        image.pixels.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                for i in 0..<n {
+                    let c = solver.solve(SIMD3(od.od[Int(src[3 * i])], od.od[Int(src[3 * i + 1])], od.od[Int(src[3 * i + 2])]))
+                    let x = h * c.x + e * c.y
+                    dst[3 * i] = toByte.byte(x.x)
+                    dst[3 * i + 1] = toByte.byte(x.y)
+                    dst[3 * i + 2] = toByte.byte(x.z)
+                }
+            }
+        }
+        return RGBImage(width: image.width, height: image.height, pixels: out)
+    }
+
+    /// Reinhard in OpenCV's 8-bit LAB: each channel's map is a function of its byte alone, so
+    /// three 256-entry tables sit between the integer RGB→LAB and LAB→RGB conversions.
+    static func reinhardLab8(_ image: RGBImage, mean: [Double], std: [Double], targetMean: [Double], targetStd: [Double]) -> RGBImage {
+        guard std.allSatisfy({ $0 > 1e-12 }) else { return image }
+        var maps = [[UInt8]](repeating: [UInt8](repeating: 0, count: 256), count: 3)
+        for v in 0..<256 {
+            let l = Double(Float(v) / Float(2.55))
+            maps[0][v] = Reinhard.truncByte(((l - mean[0]) * (targetStd[0] / std[0]) + targetMean[0]) * 2.55)
+            maps[1][v] = Reinhard.truncByte(((Double(v) - 128 - mean[1]) * (targetStd[1] / std[1]) + targetMean[1]) + 128)
+            maps[2][v] = Reinhard.truncByte(((Double(v) - 128 - mean[2]) * (targetStd[2] / std[2]) + targetMean[2]) + 128)
+        }
+        let lab = OpenCVLab8.shared
+        let n = image.width * image.height
+        var out = [UInt8](repeating: 0, count: 3 * n)
+        image.pixels.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                for i in 0..<n {
+                    let v = lab.lab(src[3 * i], src[3 * i + 1], src[3 * i + 2])
+                    let rgb = lab.rgb(maps[0][Int(v.x)], maps[1][Int(v.y)], maps[2][Int(v.z)])
+                    dst[3 * i] = rgb.x
+                    dst[3 * i + 1] = rgb.y
+                    dst[3 * i + 2] = rgb.z
+                }
+            }
+        }
+        return RGBImage(width: image.width, height: image.height, pixels: out)
+    }
+}
