@@ -54,17 +54,104 @@ def _crc32c_table():
 _CRC_TABLE = _crc32c_table()
 
 
-def crc32c(data):
-    try:  # fast path when a CRC32C package is installed
-        import crc32c as _c
-        return _c.crc32c(data)
-    except ImportError:
-        pass
-    c = 0xFFFFFFFF
+def _crc32c_python(data, c=0xFFFFFFFF):
     t = _CRC_TABLE
     for b in data:
         c = t[(c ^ b) & 0xFF] ^ (c >> 8)
     return c ^ 0xFFFFFFFF
+
+
+class _NumpyCRC32C:
+    """CRC-32C with numpy, tens of times faster than a Python loop over bytes. CRCs are linear:
+    with the register starting at zero, each 4-byte word's CRC is four table lookups, and two
+    neighbouring blocks combine as shift(crc(first), len(second)) ^ crc(second), where shift (appending
+    zero bytes) is itself four table lookups. Words are combined pairwise, in log2(words) rounds;
+    zero bytes prepended change nothing, and the initial 0xFFFFFFFF is XORed into the first 4 bytes."""
+
+    def __init__(self, np):
+        self.np = np
+        t = [np.array(_CRC_TABLE, dtype=np.uint32)]
+        for _ in range(3):  # t[k][b]: byte b followed by k zero bytes
+            prev = t[-1]
+            t.append((prev >> 8) ^ t[0][prev & 0xFF])
+        self.word = np.stack([t[3], t[2], t[1], t[0]])  # indexed by byte position in a word
+        self.shifts = []  # shifts[j]: (4, 256) tables appending 4·2^j zero bytes
+
+    def _shift_table(self, j):
+        np = self.np
+        while len(self.shifts) <= j:
+            if not self.shifts:  # 4 zero bytes: the word tables with a zero word
+                basis = []
+                for i in range(32):
+                    c = 1 << i
+                    for _ in range(4):
+                        c = _CRC_TABLE[c & 0xFF] ^ (c >> 8)
+                    basis.append(c)
+            else:  # doubling: apply the previous shift twice
+                prev = self._basis
+
+                def apply(c):
+                    r = 0
+                    for i in range(32):
+                        if c >> i & 1:
+                            r ^= prev[i]
+                    return r
+                basis = [apply(prev[i]) for i in range(32)]
+            self._basis = basis
+            v = np.arange(256, dtype=np.uint32)
+            table = np.zeros((4, 256), dtype=np.uint32)
+            for q in range(4):
+                for i in range(8):
+                    table[q] ^= np.where((v >> i) & 1, np.uint32(basis[8 * q + i]), np.uint32(0))
+            self.shifts.append(table)
+        return self.shifts[j]
+
+    def __call__(self, data):
+        np = self.np
+        n = len(data)
+        words = 1
+        while 4 * words < n:
+            words *= 2
+        buf = np.zeros(4 * words, dtype=np.uint8)
+        buf[4 * words - n:] = np.frombuffer(data, dtype=np.uint8)
+        buf[4 * words - n:4 * words - n + 4] ^= 0xFF
+        b = buf.reshape(-1, 4)
+        w = self.word
+        c = w[0][b[:, 0]] ^ w[1][b[:, 1]] ^ w[2][b[:, 2]] ^ w[3][b[:, 3]]
+        j = 0
+        while len(c) > 1:
+            first = c.reshape(-1, 2).view(np.uint8)[:, :4]  # little-endian bytes of each pair's first CRC
+            z = self._shift_table(j)
+            c = z[0][first[:, 0]] ^ z[1][first[:, 1]] ^ z[2][first[:, 2]] ^ z[3][first[:, 3]] ^ c[1::2]
+            j += 1
+        return int(c[0]) ^ 0xFFFFFFFF
+
+
+def _pick_crc32c():
+    try:  # a compiled CRC32C package when installed
+        import crc32c as _c
+        return _c.crc32c
+    except ImportError:
+        pass
+    try:
+        import sys
+        import numpy
+        if sys.byteorder == "little":
+            fast = _NumpyCRC32C(numpy)
+            return lambda data: fast(data) if len(data) >= 64 else _crc32c_python(data)
+    except ImportError:
+        pass
+    return _crc32c_python
+
+
+_crc32c_impl = None
+
+
+def crc32c(data):
+    global _crc32c_impl
+    if _crc32c_impl is None:
+        _crc32c_impl = _pick_crc32c()
+    return _crc32c_impl(data)
 
 
 class DamagedShard(Exception):
@@ -194,7 +281,7 @@ class TesseraDataset:
         m = self._map(lo)
         if e["offset"] + e["length"] > len(m):
             raise DamagedShard(f"{path}: sample {e['key']} lies past the end of the file (truncated shard)")
-        if self.verify and crc32c(m[e["offset"]:e["offset"] + e["length"]]) != e["crc32c"]:
+        if self.verify and crc32c(memoryview(m)[e["offset"]:e["offset"] + e["length"]]) != e["crc32c"]:
             raise DamagedShard(f"{path}: sample {e['key']} fails its CRC32C check")
         members = {ext: bytes(m[r[0]:r[0] + r[1]]) for ext, r in e["members"].items()}
         meta = json.loads(members["json"])

@@ -109,3 +109,94 @@ int tsr_jpeg_decode_rgb(const uint8_t *data, size_t len, uint8_t **out, int *wid
     *out = (uint8_t *) pixels;
     return 0;
 }
+
+// A reusable decoder: one jpeg_decompress_struct per thread, kept across tiles. Creating and
+// destroying it per 256² tile costs allocator work and table set-up on every image; jpeg_abort
+// returns it to the "no image" state, after success and after an error alike.
+struct tsr_jpeg_decoder {
+    struct jpeg_decompress_struct d;
+    struct jump_error err;
+    int active;  // a header has been read and the image not yet finished or aborted
+};
+
+tsr_jpeg_decoder *tsr_jpeg_decoder_new(void) {
+    tsr_jpeg_decoder *dec = calloc(1, sizeof *dec);
+    if (!dec) return NULL;
+    dec->d.err = jpeg_std_error(&dec->err.base);
+    dec->err.base.error_exit = jump_on_error;
+    dec->err.base.emit_message = jump_on_corrupt_data;
+    if (setjmp(dec->err.jump)) {  // jpeg_create_decompress fails only when out of memory
+        jpeg_destroy_decompress(&dec->d);
+        free(dec);
+        return NULL;
+    }
+    jpeg_create_decompress(&dec->d);
+    return dec;
+}
+
+void tsr_jpeg_decoder_free(tsr_jpeg_decoder *dec) {
+    if (!dec) return;
+    jpeg_destroy_decompress(&dec->d);
+    free(dec);
+}
+
+static int decoder_fail(tsr_jpeg_decoder *dec, char *error, size_t error_len) {
+    if (error && error_len) (*dec->d.err->format_message)((j_common_ptr) &dec->d, error);
+    jpeg_abort_decompress(&dec->d);
+    dec->active = 0;
+    return -1;
+}
+
+int tsr_jpeg_decoder_header(tsr_jpeg_decoder *dec, const uint8_t *data, size_t len, int *width, int *height,
+                            char *error, size_t error_len) {
+    struct jpeg_decompress_struct *d = &dec->d;
+    if (dec->active) { jpeg_abort_decompress(d); dec->active = 0; }
+    if (setjmp(dec->err.jump)) return decoder_fail(dec, error, error_len);
+    jpeg_mem_src(d, data, (unsigned long) len);
+    jpeg_read_header(d, TRUE);
+    d->out_color_space = JCS_RGB;
+    // A hostile header can declare 65500² pixels: refuse more than 256 MP before allocating.
+    if ((uint64_t) d->image_width * d->image_height > (256u << 20)) {
+        if (error && error_len) snprintf(error, error_len, "JPEG declares %ux%u pixels, above the 256 MP limit", d->image_width, d->image_height);
+        jpeg_abort_decompress(d);
+        return -1;
+    }
+    dec->active = 1;
+    *width = (int) d->image_width;  // output size: no scaling is requested
+    *height = (int) d->image_height;
+    return 0;
+}
+
+int tsr_jpeg_decoder_read(tsr_jpeg_decoder *dec, uint8_t *out, size_t capacity, char *error, size_t error_len) {
+    struct jpeg_decompress_struct *d = &dec->d;
+    if (!dec->active) {
+        if (error && error_len) snprintf(error, error_len, "no JPEG header read");
+        return -1;
+    }
+    if (setjmp(dec->err.jump)) return decoder_fail(dec, error, error_len);
+    jpeg_start_decompress(d);
+    size_t stride = (size_t) d->output_width * 3;
+    if (d->output_components != 3 || stride * d->output_height > capacity) {
+        if (error && error_len) snprintf(error, error_len, "JPEG output of %ux%u×%d does not fit the buffer", d->output_width, d->output_height, d->output_components);
+        jpeg_abort_decompress(d);
+        dec->active = 0;
+        return -1;
+    }
+    // Several rows per call: libjpeg converts a whole row group at once instead of one row at a time.
+    enum { ROWS = 32 };
+    JSAMPROW rows[ROWS];
+    while (d->output_scanline < d->output_height) {
+        JDIMENSION first = d->output_scanline, n = d->output_height - first;
+        if (n > ROWS) n = ROWS;
+        for (JDIMENSION r = 0; r < n; r++) rows[r] = out + (size_t) (first + r) * stride;
+        if (jpeg_read_scanlines(d, rows, n) == 0) {  // cannot happen with an in-memory source; never loop forever
+            if (error && error_len) snprintf(error, error_len, "JPEG decoder made no progress at row %u", first);
+            jpeg_abort_decompress(d);
+            dec->active = 0;
+            return -1;
+        }
+    }
+    jpeg_finish_decompress(d);
+    dec->active = 0;
+    return 0;
+}

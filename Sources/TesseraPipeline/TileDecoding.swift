@@ -1,3 +1,4 @@
+import CVipsShim
 import Foundation
 import TesseraCore
 import TesseraShards
@@ -28,6 +29,73 @@ public enum TileDecoding {
             return RGBImage(width: size, height: size, pixels: raw)
         }
         throw TesseraError(.corrupt, "sample \(record.key) has no image member (.jpg, .png or .rgb8)")
+    }
+}
+
+/// A libjpeg-turbo decoder kept for many tiles (one per thread: not thread-safe). Output is the
+/// same as `ImageDecoder.decodeRGB` (default accurate IDCT and upsampling, as Pillow decodes).
+public final class JPEGTileDecoder {
+    private let decoder: OpaquePointer
+    private var message = [CChar](repeating: 0, count: 200)
+
+    public init() throws {
+        guard let d = tsr_jpeg_decoder_new() else { throw TesseraError(.io, "out of memory creating a JPEG decoder") }
+        decoder = d
+    }
+    deinit { tsr_jpeg_decoder_free(decoder) }
+
+    /// Decodes JPEG bytes straight into a new pixel array (no zero-fill, no intermediate copy).
+    public func decode(_ bytes: UnsafeRawBufferPointer) throws -> RGBImage {
+        guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else {
+            throw TesseraError(.corrupt, "decoding JPEG failed: empty data")
+        }
+        var w: Int32 = 0, h: Int32 = 0
+        guard tsr_jpeg_decoder_header(decoder, base, bytes.count, &w, &h, &message, message.count) == 0 else { throw failure() }
+        let count = Int(w) * Int(h) * 3
+        var rc: Int32 = 0
+        let pixels = [UInt8](unsafeUninitializedCapacity: count) { buf, initialized in
+            rc = tsr_jpeg_decoder_read(decoder, buf.baseAddress, count, &message, message.count)
+            initialized = rc == 0 ? count : 0
+        }
+        guard rc == 0 else { throw failure() }
+        return RGBImage(width: Int(w), height: Int(h), pixels: pixels)
+    }
+
+    private func failure() -> TesseraError {
+        TesseraError(.corrupt, "decoding JPEG failed: \(String(cString: message))")
+    }
+}
+
+extension TileDecoding {
+    /// Metadata of a sample read in place.
+    public static func metadata(_ view: RecordView) throws -> SampleMetadata {
+        guard let json = view["json"] else { throw TesseraError(.corrupt, "sample \(view.key) has no .json member") }
+        do { return try JSONDecoder().decode(SampleMetadata.self, from: Data(json)) } catch {
+            throw TesseraError(.corrupt, "sample \(view.key): metadata is not valid: \(error)")
+        }
+    }
+
+    /// Pixels of a sample read in place; JPEG through `jpeg` (reused across calls), the same pixels
+    /// as `image(_: ShardRecord)`.
+    public static func image(_ view: RecordView, jpeg: JPEGTileDecoder) throws -> RGBImage {
+        if let bytes = view["jpg"] {
+            do { return try jpeg.decode(bytes) } catch let e as TesseraError {
+                throw TesseraError(.corrupt, "sample \(view.key): \(e.message)")
+            }
+        }
+        if let bytes = view["png"] {
+            do { return try ImageDecoder.decodeRGB(Array(bytes)) } catch {
+                throw TesseraError(.corrupt, "sample \(view.key): \(error)")
+            }
+        }
+        if let raw = view["rgb8"] {
+            let size = try metadata(view).tileSize
+            guard raw.count == size * size * 3 else {
+                throw TesseraError(.corrupt, "sample \(view.key): rgb8 member holds \(raw.count) bytes, expected \(size)×\(size)×3")
+            }
+            return RGBImage(width: size, height: size, pixels: [UInt8](raw))
+        }
+        throw TesseraError(.corrupt, "sample \(view.key) has no image member (.jpg, .png or .rgb8)")
     }
 }
 

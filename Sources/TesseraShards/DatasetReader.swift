@@ -89,6 +89,12 @@ public final class DatasetReader: @unchecked Sendable {
         return try shards[s].record(j)
     }
 
+    /// Global sample `i`, CRC-checked, read into `buffer` and viewed in place (see `ShardFile.withRecord`).
+    public func withRecord<R>(_ i: Int, buffer: RecordBuffer, _ body: (RecordView) throws -> R) throws -> R {
+        let (s, j) = try locate(i)
+        return try shards[s].withRecord(j, buffer: buffer, body)
+    }
+
     /// The slide id of global sample `i`, from the manifest (nil without one).
     public func slideId(of i: Int) -> String? {
         guard !slideRuns.isEmpty else { return nil }
@@ -163,5 +169,14 @@ public struct RecordStream: @unchecked Sendable {
         let r = try reader.record(i)
         state.position += 1
         return (i, r)
+    }
+
+    /// Reads the next sample into `buffer` and passes (global index, view) to `body`; nil at the
+    /// end of the epoch. The allocation-free form of `nextRecord()`; the view is valid only inside `body`.
+    public mutating func nextRecord<R>(buffer: RecordBuffer, _ body: (Int, RecordView) throws -> R) throws -> R? {
+        guard let i = indices.next() else { return nil }
+        let r = try reader.withRecord(i, buffer: buffer) { try body(i, $0) }
+        state.position += 1
+        return r
     }
 }

@@ -54,6 +54,46 @@ final class ChecksumTests: XCTestCase {
         }
     }
 
+    /// Each hardware path (three crc32 chains; VPCLMULQDQ folding) against the software tables, at
+    /// every length up to past the folding thresholds (256 B, 64 B steps), odd alignments, lengths
+    /// that exercise the 3 × 4 KB interleave, and non-zero starting CRCs.
+    func testHardwareCRC32CPathsMatchSoftwareAtOddLengthsAndAlignments() throws {
+        guard CRC32C.hardware else { throw XCTSkip("no SSE4.2 CRC32 instruction on this CPU") }
+        var rng = SplitMix64(seed: 99)
+        let data = (0..<70_000).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        var lengths = Array(0..<1100)
+        lengths += [4095, 4096, 12_287, 12_288, 12_289, 24_577, 65_537, 69_000]
+        data.withUnsafeBytes { all in
+            for (n, length) in lengths.enumerated() {
+                let start = n % 67
+                let slice = UnsafeRawBufferPointer(rebasing: all[start..<(start + length)])
+                let seed = n % 3 == 0 ? 0 : UInt32(truncatingIfNeeded: n &* 0x9E37_79B9)
+                let expected = CRC32C.software(slice, continuing: seed)
+                XCTAssertEqual(CRC32C.interleavedCRC32(slice, continuing: seed), expected, "crc32 chains, start \(start) length \(length)")
+                if CRC32C.folding {
+                    XCTAssertEqual(CRC32C.folded(slice, continuing: seed), expected, "folding, start \(start) length \(length)")
+                }
+                XCTAssertEqual(CRC32C.checksum(slice, continuing: seed), expected, "dispatch, start \(start) length \(length)")
+            }
+        }
+        // Folding must see every byte: a single flipped bit anywhere changes the CRC.
+        var flipped = Array(data[0..<5000])
+        let base = CRC32C.checksum(flipped)
+        for i in stride(from: 0, to: 5000, by: 97) {
+            flipped[i] ^= 0x10
+            XCTAssertNotEqual(CRC32C.checksum(flipped), base, "bit flip at \(i)")
+            flipped[i] ^= 0x10
+        }
+    }
+
+    func testFoldingIsUsedWhereTheCPUHasIt() throws {
+        let flags = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        guard flags.contains(" vpclmulqdq"), flags.contains(" avx512f"), flags.contains(" avx512vl") else {
+            throw XCTSkip("CPU without AVX-512 VPCLMULQDQ")
+        }
+        XCTAssertTrue(CRC32C.folding)
+    }
+
     // MARK: SHA-256
 
     func testSHA256KnownVectors() {

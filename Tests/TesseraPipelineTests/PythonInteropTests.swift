@@ -50,4 +50,37 @@ final class PythonInteropTests: XCTestCase {
             XCTAssertEqual(r.out.split(separator: "\n").map { Int($0)! }, swift, "rank \(rank)/\(world)")
         }
     }
+
+    /// The Python reader's numpy CRC32C (pairwise combination of word CRCs) against Swift's, and
+    /// against its own byte loop, at small, odd and tile-sized lengths; a flipped byte is caught.
+    func testPythonNumpyCRC32CMatchesSwift() throws {
+        let dir = Fixtures.tempDir(self)
+        var rng = SplitMix64(seed: 3)
+        let lengths = Array(0..<70) + [127, 128, 129, 1000, 4097, 22_001, 198_144]
+        var expected: [String] = []
+        for n in lengths {
+            let bytes = (0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            try Data(bytes).write(to: URL(fileURLWithPath: dir + "/\(n).bin"))
+            expected.append("\(n) \(CRC32C.checksum(bytes))")
+        }
+        let script = """
+        import sys, numpy
+        sys.path.insert(0, sys.argv[1] + "/scripts")
+        import tessera_dataset as t
+        fast = t._NumpyCRC32C(numpy)
+        for n in [int(a) for a in sys.argv[3:]]:
+            data = open(f"{sys.argv[2]}/{n}.bin", "rb").read()
+            slow = t._crc32c_python(data)
+            if n >= 4:
+                assert fast(data) == slow, n
+                if n:
+                    bad = bytearray(data); bad[n // 2] ^= 1
+                    assert fast(bytes(bad)) != slow, n
+            assert t.crc32c(data) == slow, n
+            print(n, slow)
+        """
+        let r = try Fixtures.run("python3", ["-c", script, Fixtures.root, dir] + lengths.map(String.init))
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertEqual(r.out.split(separator: "\n").map(String.init), expected)
+    }
 }

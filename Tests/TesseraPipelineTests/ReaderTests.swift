@@ -63,6 +63,52 @@ final class ReaderTests: XCTestCase {
         XCTAssertLessThan(Double(diff) / Double(tile.pixels.count), 3.0)  // JPEG q90
     }
 
+    /// The in-place path (one reused buffer, views of the members) returns the same bytes as
+    /// `record(i)` for every sample, in a shuffled order so that the buffer is reused across samples
+    /// of different sizes; the reused JPEG decoder gives the same pixels as a fresh decode.
+    func testRecordViewsAndReusedDecoderMatchRecords() throws {
+        let reader = try DatasetReader(directory: Self.dataset)
+        let buffer = RecordBuffer()
+        let jpeg = try JPEGTileDecoder()
+        var order = ReadOrder()
+        order.seed = 5
+        var stream = try reader.stream(order: order, state: ReaderState(epoch: 0, position: 0))
+        var seen = 0
+        while let pixelsMatch = try stream.nextRecord(buffer: buffer, { (i, view) -> Bool in
+            let r = try reader.record(i)
+            XCTAssertEqual(view.key, r.key)
+            XCTAssertEqual(Set(view.members.map(\.ext)), Set(r.members.keys))
+            for m in view.members { XCTAssertEqual([UInt8](view.bytes(of: m)), r.members[m.ext], "\(r.key).\(m.ext)") }
+            XCTAssertEqual(view["jpg"].map { [UInt8]($0) }, r.members["jpg"])
+            XCTAssertNil(view["rgb8"])
+            XCTAssertEqual(try TileDecoding.metadata(view), try TileDecoding.metadata(r))
+            return try TileDecoding.image(view, jpeg: jpeg) == (try TileDecoding.image(r))
+        }) {
+            XCTAssertTrue(pixelsMatch)
+            seen += 1
+        }
+        XCTAssertEqual(seen, reader.count)
+        XCTAssertEqual(stream.state.position, reader.count)
+        XCTAssertThrowsError(try reader.withRecord(reader.count, buffer: buffer) { _ in })
+    }
+
+    /// A damaged JPEG gives an error, and the decoder that saw it decodes the next tile correctly.
+    func testReusedJPEGDecoderSurvivesDamagedTiles() throws {
+        let reader = try DatasetReader(directory: Self.dataset)
+        let good = try reader.record(1).members["jpg"]!
+        let expected = try ImageDecoder.decodeRGB(good)
+        let jpeg = try JPEGTileDecoder()
+        let truncated = Array(good.prefix(good.count / 2))
+        var garbled = good
+        for i in stride(from: good.count / 3, to: good.count / 3 + 64, by: 1) { garbled[i] = 0xFF }
+        for bad in [truncated, Array(good.prefix(40)), garbled, [0xFF, 0xD8, 0xFF], [UInt8](repeating: 7, count: 100)] {
+            XCTAssertThrowsError(try bad.withUnsafeBytes { try jpeg.decode($0) }) { XCTAssertTrue("\($0)".contains("JPEG"), "\($0)") }
+            XCTAssertEqual(try good.withUnsafeBytes { try jpeg.decode($0) }, expected)
+        }
+        // A header read without a decode is abandoned cleanly by the next tile.
+        XCTAssertEqual(try good.withUnsafeBytes { try jpeg.decode($0) }, expected)
+    }
+
     func testOrderIsDeterministicShuffledAndCompleteForEachEpoch() throws {
         let reader = try DatasetReader(directory: Self.dataset)
         var plain = ReadOrder()
@@ -178,6 +224,40 @@ final class ReaderTests: XCTestCase {
                 XCTAssertTrue("\(e)".contains("CRC32C"), "\(e)")
             }
             XCTAssertNoThrow(try reader.record(g - 1))
+            // The in-place path checks the same CRC, and a failed read leaves the buffer usable.
+            let buffer = RecordBuffer()
+            XCTAssertThrowsError(try reader.withRecord(g, buffer: buffer) { _ in }) { e in
+                XCTAssertTrue("\(e)".contains(victim.key) && "\(e)".contains("CRC32C"), "\(e)")
+            }
+            XCTAssertEqual(try reader.withRecord(g - 1, buffer: buffer) { [UInt8]($0["jpg"]!) }, try reader.record(g - 1).members["jpg"])
+        }
+        // A shard truncated after it was opened: the read fails naming the sample, never a crash.
+        do {
+            let (dir, m) = try copy()
+            let reader = try DatasetReader(directory: dir)
+            let shard = dir + "/shards/" + m.shards[1].name
+            let idx = try ShardIndex.load(from: ShardIndex.indexURL(forShardAt: URL(fileURLWithPath: shard)))
+            let last = idx.samples[idx.samples.count - 1]
+            XCTAssertEqual(truncate(shard, off_t(last.offset + last.length / 2)), 0)
+            let g = m.shards[0].samples + idx.samples.count - 1
+            XCTAssertThrowsError(try reader.withRecord(g, buffer: RecordBuffer()) { _ in }) { e in
+                XCTAssertTrue("\(e)".contains("truncated") && "\(e)".contains(last.key), "\(e)")
+            }
+            XCTAssertThrowsError(try reader.record(g)) { XCTAssertTrue("\($0)".contains("truncated"), "\($0)") }
+            XCTAssertNoThrow(try reader.record(g - 1))
+        }
+        // Members that overlap in the index: that sample is refused, its neighbours still read.
+        do {
+            let (dir, m) = try copy()
+            let url = ShardIndex.indexURL(forShardAt: URL(fileURLWithPath: dir + "/shards/" + m.shards[0].name))
+            var idx = try ShardIndex.load(from: url)
+            let jpg = idx.samples[1].members["jpg"]!
+            idx.samples[1].members["json"] = [jpg[0] + 1, 10]
+            try idx.encoded().write(to: url)
+            let reader = try DatasetReader(directory: dir)
+            XCTAssertThrowsError(try reader.record(1)) { XCTAssertTrue("\($0)".contains("overlap"), "\($0)") }
+            XCTAssertNoThrow(try reader.record(0))
+            XCTAssertNoThrow(try reader.record(2))
         }
         // Truncated shard: refused at open, naming the shard.
         do {

@@ -20,4 +20,12 @@ int tsr_crc32c_hardware_available(void);
 /// CRC-32C (Castagnoli) with the SSE4.2 instruction; call only when available. Same convention as
 /// the table-driven Swift version: `crc` is the previous result (0 to start).
 uint32_t tsr_crc32c_hardware(uint32_t crc, const void *data, size_t len);
+/// 1 when the CPU (and OS) support AVX-512 with VPCLMULQDQ, which `tsr_crc32c_hardware` then uses
+/// for buffers of 256 bytes and more.
+int tsr_crc32c_vpclmul_available(void);
+/// The two paths of `tsr_crc32c_hardware`, callable directly so tests can check each one:
+/// three interleaved crc32 chains (SSE4.2), and carry-less-multiply folding (call only when
+/// `tsr_crc32c_vpclmul_available()`).
+uint32_t tsr_crc32c_sse42(uint32_t crc, const void *data, size_t len);
+uint32_t tsr_crc32c_vpclmul(uint32_t crc, const void *data, size_t len);
 #endif

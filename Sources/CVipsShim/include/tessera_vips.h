@@ -86,3 +86,16 @@ int tsr_jpeg_encode_rgb(const uint8_t *pixels, int width, int height, int row_st
 /// libvips and Pillow use, so pixels match theirs). Caller frees *out with free().
 int tsr_jpeg_decode_rgb(const uint8_t *data, size_t len, uint8_t **out, int *width, int *height,
                         char *error, size_t error_len);
+
+/// A reusable JPEG decoder (one per thread; not thread-safe): same output as tsr_jpeg_decode_rgb,
+/// without setting libjpeg up and tearing it down per image, and into a caller's buffer.
+typedef struct tsr_jpeg_decoder tsr_jpeg_decoder;
+tsr_jpeg_decoder *tsr_jpeg_decoder_new(void);
+void tsr_jpeg_decoder_free(tsr_jpeg_decoder *dec);
+/// Reads the header of `data` (which must stay valid until tsr_jpeg_decoder_read returns) and gives
+/// the size of the RGB output. Refuses more than 256 MP. 0 on success, -1 with a message.
+int tsr_jpeg_decoder_header(tsr_jpeg_decoder *dec, const uint8_t *data, size_t len, int *width, int *height,
+                            char *error, size_t error_len);
+/// Decodes the image whose header was just read into `out` (packed RGB, width×3 bytes per row;
+/// `capacity` bytes available). 0 on success, -1 with a message; the decoder is reusable either way.
+int tsr_jpeg_decoder_read(tsr_jpeg_decoder *dec, uint8_t *out, size_t capacity, char *error, size_t error_len);
