@@ -86,6 +86,62 @@ public final class OpenCVLab8: Sendable {
         return SIMD3(Self.saturate(L), Self.saturate(a), Self.saturate(bb))
     }
 
+    /// Converts a whole RGB buffer to 8-bit Lab (3 bytes per pixel) and counts each channel's values.
+    public func labImage(_ src: UnsafeBufferPointer<UInt8>, into dst: UnsafeMutableBufferPointer<UInt8>,
+                         histograms: UnsafeMutablePointer<Int>? = nil) {
+        let n = src.count / 3
+        gammaTable.withUnsafeBufferPointer { gt in
+            cbrtTable.withUnsafeBufferPointer { ct in
+                let c0 = coefficients[0], c1 = coefficients[1], c2 = coefficients[2]
+                let c3 = coefficients[3], c4 = coefficients[4], c5 = coefficients[5]
+                let c6 = coefficients[6], c7 = coefficients[7], c8 = coefficients[8]
+                for i in 0..<n {
+                    let R = gt[Int(src[3 * i])], G = gt[Int(src[3 * i + 1])], B = gt[Int(src[3 * i + 2])]
+                    let fX = ct[Int((R &* c0 &+ G &* c1 &+ B &* c2 &+ 2048) >> 12)]
+                    let fY = ct[Int((R &* c3 &+ G &* c4 &+ B &* c5 &+ 2048) >> 12)]
+                    let fZ = ct[Int((R &* c6 &+ G &* c7 &+ B &* c8 &+ 2048) >> 12)]
+                    let L = Self.saturate((296 &* fY &- 1_336_934 &+ 16384) >> 15)
+                    let a = Self.saturate((500 &* (fX &- fY) &+ 128 &* 32768 &+ 16384) >> 15)
+                    let b = Self.saturate((200 &* (fY &- fZ) &+ 128 &* 32768 &+ 16384) >> 15)
+                    dst[3 * i] = L; dst[3 * i + 1] = a; dst[3 * i + 2] = b
+                    if let h = histograms {
+                        h[Int(L)] += 1; h[256 + Int(a)] += 1; h[512 + Int(b)] += 1
+                    }
+                }
+            }
+        }
+    }
+
+    /// Converts 8-bit Lab codes to RGB, each channel first mapped through a 256-entry table
+    /// (`maps`: 768 bytes, L then a then b).
+    public func rgbImage(_ src: UnsafeBufferPointer<UInt8>, maps: UnsafeBufferPointer<UInt8>, into dst: UnsafeMutableBufferPointer<UInt8>) {
+        let n = src.count / 3
+        yTable.withUnsafeBufferPointer { yt in
+            ifyTable.withUnsafeBufferPointer { it in
+                abToXZ.withUnsafeBufferPointer { xz in
+                    inverseGamma.withUnsafeBufferPointer { ig in
+                        let c = Self.inverseCoefficients
+                        let r0 = c[0], r1 = c[1], r2 = c[2], g0 = c[3], g1 = c[4], g2 = c[5], b0 = c[6], b1 = c[7], b2 = c[8]
+                        let minAB = Self.minAB
+                        for i in 0..<n {
+                            let l8 = Int(maps[Int(src[3 * i])]), a8 = Int32(maps[256 + Int(src[3 * i + 1])]), b8 = Int32(maps[512 + Int(src[3 * i + 2])])
+                            let y = yt[l8], ify = it[l8]
+                            let adiv = ((5 &* a8 &* 53687 &+ 128) >> 13) &- 4194
+                            let bdiv = ((b8 &* 41943 &+ 16) >> 9) &- 10485 &+ 1
+                            let x = xz[Int(ify &+ adiv) - minAB], z = xz[Int(ify &- bdiv) - minAB]
+                            let r = (r0 &* x &+ r1 &* y &+ r2 &* z &+ 8192) >> 14
+                            let g = (g0 &* x &+ g1 &* y &+ g2 &* z &+ 8192) >> 14
+                            let b = (b0 &* x &+ b1 &* y &+ b2 &* z &+ 8192) >> 14
+                            dst[3 * i] = ig[Int(max(0, min(4095, r)))]
+                            dst[3 * i + 1] = ig[Int(max(0, min(4095, g)))]
+                            dst[3 * i + 2] = ig[Int(max(0, min(4095, b)))]
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// The 8-bit L channel (0–255).
     @inline(__always) public func lightness(_ r: UInt8, _ g: UInt8, _ b: UInt8) -> UInt8 { lab(r, g, b).x }
 

@@ -107,28 +107,30 @@ enum FixedTransform {
     /// Reinhard in OpenCV's 8-bit LAB: each channel's map is a function of its byte alone, so
     /// three 256-entry tables sit between the integer RGB→LAB and LAB→RGB conversions.
     static func reinhardLab8(_ image: RGBImage, mean: [Double], std: [Double], targetMean: [Double], targetStd: [Double]) -> RGBImage {
-        guard std.allSatisfy({ $0 > 1e-12 }) else { return image }
-        var maps = [[UInt8]](repeating: [UInt8](repeating: 0, count: 256), count: 3)
+        let n = image.width * image.height
+        var lab = [UInt8](repeating: 0, count: 3 * n)
+        image.pixels.withUnsafeBufferPointer { src in
+            lab.withUnsafeMutableBufferPointer { OpenCVLab8.shared.labImage(src, into: $0) }
+        }
+        return reinhardLab8(lab: lab, width: image.width, height: image.height, mean: mean, std: std, targetMean: targetMean, targetStd: targetStd) ?? image
+    }
+
+    /// The same from Lab codes already computed (the per-tile path converts once for statistics and transform).
+    static func reinhardLab8(lab: [UInt8], width: Int, height: Int, mean: [Double], std: [Double], targetMean: [Double], targetStd: [Double]) -> RGBImage? {
+        guard std.allSatisfy({ $0 > 1e-12 }) else { return nil }
+        var maps = [UInt8](repeating: 0, count: 768)
         for v in 0..<256 {
             let l = Double(Float(v) / Float(2.55))
-            maps[0][v] = Reinhard.truncByte(((l - mean[0]) * (targetStd[0] / std[0]) + targetMean[0]) * 2.55)
-            maps[1][v] = Reinhard.truncByte(((Double(v) - 128 - mean[1]) * (targetStd[1] / std[1]) + targetMean[1]) + 128)
-            maps[2][v] = Reinhard.truncByte(((Double(v) - 128 - mean[2]) * (targetStd[2] / std[2]) + targetMean[2]) + 128)
+            maps[v] = Reinhard.truncByte(((l - mean[0]) * (targetStd[0] / std[0]) + targetMean[0]) * 2.55)
+            maps[256 + v] = Reinhard.truncByte(((Double(v) - 128 - mean[1]) * (targetStd[1] / std[1]) + targetMean[1]) + 128)
+            maps[512 + v] = Reinhard.truncByte(((Double(v) - 128 - mean[2]) * (targetStd[2] / std[2]) + targetMean[2]) + 128)
         }
-        let lab = OpenCVLab8.shared
-        let n = image.width * image.height
-        var out = [UInt8](repeating: 0, count: 3 * n)
-        image.pixels.withUnsafeBufferPointer { src in
-            out.withUnsafeMutableBufferPointer { dst in
-                for i in 0..<n {
-                    let v = lab.lab(src[3 * i], src[3 * i + 1], src[3 * i + 2])
-                    let rgb = lab.rgb(maps[0][Int(v.x)], maps[1][Int(v.y)], maps[2][Int(v.z)])
-                    dst[3 * i] = rgb.x
-                    dst[3 * i + 1] = rgb.y
-                    dst[3 * i + 2] = rgb.z
-                }
+        var out = [UInt8](repeating: 0, count: lab.count)
+        lab.withUnsafeBufferPointer { src in
+            maps.withUnsafeBufferPointer { m in
+                out.withUnsafeMutableBufferPointer { OpenCVLab8.shared.rgbImage(src, maps: m, into: $0) }
             }
         }
-        return RGBImage(width: image.width, height: image.height, pixels: out)
+        return RGBImage(width: width, height: height, pixels: out)
     }
 }

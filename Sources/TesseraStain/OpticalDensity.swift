@@ -35,35 +35,39 @@ extension ODToByte {
 /// Maps an optical density x to the byte ⌊min(255, Io·e^(−x))⌋ (numpy's clip-then-astype(uint8))
 /// without calling exp: the byte changes only where x crosses tₖ = −ln(k / Io), and a table over
 /// bins narrower than the smallest gap between thresholds finds the byte with one comparison.
-public struct ODToByte: Sendable {
+/// Branch-free in the hot path; the tables live as long as the instance (shared ones forever).
+public final class ODToByte: @unchecked Sendable {
     let io: Double
-    /// thresholds[k] = −ln(k / Io) for k in 1…255; index 0 unused.
-    let thresholds: [Double]
+    /// thresholds[k] = −ln(k / Io) for k in 1…255; thresholds[0] = +∞ (never step below 0).
+    let thresholds: UnsafeMutablePointer<Double>
+    let table: UnsafeMutablePointer<UInt8>
+    let bins: Int
     let start: Double
     let scale: Double
-    let table: [UInt8]
-    /// Past the last bin every x maps to 0.
-    let limit: Double
+    /// The start of the last bin: larger x all map to 0.
+    let last: Double
 
     /// `rounding`: ⌊Io·e^(−x) + ½⌋ (round to nearest) instead of truncation.
     public init(io: Double, rounding: Bool = false) {
         self.io = io
         let offset = rounding ? 0.5 : 0
-        var t = [Double](repeating: .infinity, count: 256)
-        for k in 1...255 { t[k] = -log((Double(k) - offset) / io) }
-        thresholds = t
+        thresholds = .allocate(capacity: 256)
+        thresholds[0] = .infinity
+        for k in 1...255 { thresholds[k] = -log((Double(k) - offset) / io) }
         // Gaps tₖ − tₖ₊₁ = ln((k+1)/k) ≥ ln(256/255) ≈ 0.0039; bins of 1/1024 hold at most one threshold.
-        start = t[255] - 1.0 / 1024
         scale = 1024
-        let end = t[1] + 1.0 / 1024
-        let bins = Int(((end - start) * scale).rounded(.up)) + 1
-        var table = [UInt8](repeating: 0, count: bins)
-        for b in 0..<bins {
-            let x = start + Double(b) / scale
-            table[b] = Self.exact(x, t)
-        }
-        self.table = table
-        limit = start + Double(bins - 1) / scale
+        start = thresholds[255] - 1.0 / 1024
+        let end = thresholds[1] + 1.0 / 1024
+        bins = Int(((end - start) * scale).rounded(.up)) + 1
+        last = start + Double(bins - 1) / scale
+        table = .allocate(capacity: bins)
+        let t = Array(UnsafeBufferPointer(start: thresholds, count: 256))
+        for b in 0..<bins { table[b] = Self.exact(start + Double(b) / scale, t) }
+    }
+
+    deinit {
+        thresholds.deallocate()
+        table.deallocate()
     }
 
     static func exact(_ x: Double, _ t: [Double]) -> UInt8 {
@@ -76,13 +80,10 @@ public struct ODToByte: Sendable {
         return UInt8(lo)
     }
 
-    /// The output byte for optical density x (x must be finite).
+    /// The output byte for optical density x; NaN maps to 0.
     @inline(__always) public func byte(_ x: Double) -> UInt8 {
-        if x <= start { return 255 }
-        // Also catches NaN (no comparison holds), which must never reach Int().
-        guard x < limit else { return 0 }
-        let b = Int((x - start) * scale)
-        let k = table[b]
-        return k > 0 && x > thresholds[Int(k)] ? k - 1 : k
+        let xc = x.isNaN ? last : Swift.min(Swift.max(x, start), last)
+        let k = table[Int((xc - start) * scale)]
+        return k &- (xc > thresholds[Int(k)] ? 1 : 0)
     }
 }

@@ -126,9 +126,12 @@ extension OrderStatistics {
             return qs.map { _ in (v(0), 0, 0) }
         }
         let scale = Double(bins) / (upper - lower)
-        @inline(__always) func bin(_ x: Double) -> Int { max(0, min(bins - 1, Int((x - lower) * scale))) }
+        let top = Double(bins - 1)
+        @inline(__always) func bin(_ x: Double) -> Int { Int(Swift.min(Swift.max((x - lower) * scale, 0), top)) }
         var counts = [Int](repeating: 0, count: bins)
-        for i in 0..<n { counts[bin(v(i))] += 1 }
+        counts.withUnsafeMutableBufferPointer { c in
+            for i in 0..<n { c[bin(v(i))] += 1 }
+        }
         var below = [Int](repeating: 0, count: bins)
         var seen = 0
         for b in 0..<bins { below[b] = seen; seen += counts[b] }
@@ -154,9 +157,11 @@ extension OrderStatistics {
         for b in wanted { collected[b] = []; collected[b]!.reserveCapacity(counts[b]) }
         var isWanted = [Bool](repeating: false, count: bins)
         for b in wanted { isWanted[b] = true }
-        for i in 0..<n {
-            let x = v(i), b = bin(x)
-            if isWanted[b] { collected[b]!.append((x, i)) }
+        isWanted.withUnsafeBufferPointer { w in
+            for i in 0..<n {
+                let x = v(i), b = bin(x)
+                if w[b] { collected[b]!.append((x, i)) }
+            }
         }
         for b in wanted { collected[b]!.sort { $0.0 < $1.0 } }
         func statistic(_ k: Int) -> (Double, Int) {

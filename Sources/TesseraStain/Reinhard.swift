@@ -20,6 +20,7 @@ public enum Reinhard {
     public static func statistics(_ image: RGBImage, space: Space) throws -> (mean: [Double], std: [Double]) {
         let n = image.width * image.height
         guard n > 0 else { throw StainFitError(reason: "empty image") }
+        if space == .opencvLab8 { return lab8Statistics(image).stats }
         var s = SIMD3<Double>(0, 0, 0), sq = SIMD3<Double>(0, 0, 0)
         image.pixels.withUnsafeBufferPointer { p in
             for i in 0..<n {
@@ -33,6 +34,33 @@ public enum Reinhard {
         variance = variance.replacing(with: 0, where: variance .< 0)
         let std = [variance.x.squareRoot(), variance.y.squareRoot(), variance.z.squareRoot()]
         return ([mean.x, mean.y, mean.z], std)
+    }
+
+    /// Lab codes of every pixel and the channel statistics, from per-channel value counts (the
+    /// statistics only depend on how often each byte occurs).
+    static func lab8Statistics(_ image: RGBImage) -> (lab: [UInt8], stats: (mean: [Double], std: [Double])) {
+        let n = image.width * image.height
+        var lab = [UInt8](repeating: 0, count: 3 * n)
+        var counts = [Int](repeating: 0, count: 768)
+        image.pixels.withUnsafeBufferPointer { src in
+            lab.withUnsafeMutableBufferPointer { dst in
+                counts.withUnsafeMutableBufferPointer { OpenCVLab8.shared.labImage(src, into: dst, histograms: $0.baseAddress) }
+            }
+        }
+        var mean = [Double](), std = [Double]()
+        for c in 0..<3 {
+            var s = 0.0, sq = 0.0
+            for v in 0..<256 where counts[256 * c + v] > 0 {
+                let x = c == 0 ? Double(Float(v) / Float(2.55)) : Double(v) - 128
+                let k = Double(counts[256 * c + v])
+                s += k * x
+                sq += k * x * x
+            }
+            let m = s / Double(n)
+            mean.append(m)
+            std.append(max(0, sq / Double(n) - m * m).squareRoot())
+        }
+        return (lab, (mean, std))
     }
 
     /// The working channels of one pixel.
@@ -49,11 +77,15 @@ public enum Reinhard {
     /// Normalizes `image` to the target statistics. Throws when a channel of the image is constant
     /// (no spread to rescale); callers pass such tiles through unchanged.
     public static func normalize(_ image: RGBImage, mean targetMean: [Double], std targetStd: [Double], space: Space) throws -> RGBImage {
-        let (mean, std) = try statistics(image, space: space)
         if space == .opencvLab8 {
-            guard std.allSatisfy({ $0 > 1e-12 }) else { throw StainFitError(reason: "a LAB channel has no spread (flat image)") }
-            return FixedTransform.reinhardLab8(image, mean: mean, std: std, targetMean: targetMean, targetStd: targetStd)
+            let (lab, (mean, std)) = lab8Statistics(image)
+            guard let out = FixedTransform.reinhardLab8(lab: lab, width: image.width, height: image.height, mean: mean, std: std,
+                                                         targetMean: targetMean, targetStd: targetStd) else {
+                throw StainFitError(reason: "a LAB channel has no spread (flat image)")
+            }
+            return out
         }
+        let (mean, std) = try statistics(image, space: space)
         return try transform(image, mean: mean, std: std, targetMean: targetMean, targetStd: targetStd, space: space)
     }
 

@@ -25,4 +25,26 @@ final class OpenCVLabTests: XCTestCase {
     func testLabToRGBIsBitExactWithOpenCV() {
         XCTAssertEqual(table(OpenCVLab8.shared.rgb), "fe94a44a1fb178c1b5041a43095c4d99f4d37fb7b32258da356d8bd63bba9b0d")
     }
+
+    /// The whole-buffer kernels the normalizers use give the same bytes as the per-pixel ones.
+    func testBufferKernelsMatchOpenCV() {
+        var every = [UInt8](repeating: 0, count: 3 << 24)
+        for i in 0..<(1 << 24) { every[3 * i] = UInt8(i >> 16); every[3 * i + 1] = UInt8((i >> 8) & 255); every[3 * i + 2] = UInt8(i & 255) }
+        var out = [UInt8](repeating: 0, count: 3 << 24)
+        var counts = [Int](repeating: 0, count: 768)
+        every.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                counts.withUnsafeMutableBufferPointer { OpenCVLab8.shared.labImage(src, into: dst, histograms: $0.baseAddress) }
+            }
+        }
+        XCTAssertEqual(SHA256.hexDigest(of: out), "b3067516fa862bb008af4ffb4da5555722524a70776bf7ffd523a90f4331480c")
+        XCTAssertEqual(counts[0..<256].reduce(0, +), 1 << 24)
+        let identity = (0..<768).map { UInt8($0 % 256) }
+        every.withUnsafeBufferPointer { src in
+            identity.withUnsafeBufferPointer { m in
+                out.withUnsafeMutableBufferPointer { OpenCVLab8.shared.rgbImage(src, maps: m, into: $0) }
+            }
+        }
+        XCTAssertEqual(SHA256.hexDigest(of: out), "fe94a44a1fb178c1b5041a43095c4d99f4d37fb7b32258da356d8bd63bba9b0d")
+    }
 }
