@@ -1,4 +1,5 @@
 import Foundation
+import TesseraAugment
 import TesseraCore
 import Yams
 
@@ -7,9 +8,14 @@ import Yams
 public struct PipelineFile: Decodable, Sendable {
     public var name: String?
     public var tile: TileConfig?
+    /// View recipe (SimCLR, DINO, histo …) for `tessera views`.
+    public var views: ViewRecipe?
 
-    enum CodingKeys: String, CodingKey { case name, tile }
-    static let knownTopLevel: Set<String> = ["name", "tile", "description"]
+    enum CodingKeys: String, CodingKey { case name, tile, views }
+    static let knownTopLevel: Set<String> = ["name", "tile", "views", "description"]
+    static let knownViews: Set<String> = ["stain_jitter", "crops", "normalize"]
+    static let knownCrop: Set<String> = ["name", "count", "size", "scale", "ratio", "interpolation", "hflip", "vflip", "rot90",
+                                         "jitter", "grayscale", "blur", "solarize"]
 
     public static func load(path: String) throws -> PipelineFile {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
@@ -21,6 +27,20 @@ public struct PipelineFile: Decodable, Sendable {
                 if !unknown.isEmpty {
                     throw TesseraError(.invalidConfig, path: path, "unknown section(s): \(unknown.sorted().joined(separator: ", "))",
                                        hint: "known: \(knownTopLevel.sorted().joined(separator: ", "))")
+                }
+                if let views = top["views"] as? [String: Any] {
+                    let unknown = Set(views.keys).subtracting(knownViews)
+                    if !unknown.isEmpty {
+                        throw TesseraError(.invalidConfig, path: path, "views: unknown setting(s): \(unknown.sorted().joined(separator: ", "))",
+                                           hint: "known: \(knownViews.sorted().joined(separator: ", "))")
+                    }
+                    for crop in views["crops"] as? [[String: Any]] ?? [] {
+                        let unknown = Set(crop.keys).subtracting(knownCrop)
+                        if !unknown.isEmpty {
+                            throw TesseraError(.invalidConfig, path: path, "views.crops: unknown setting(s): \(unknown.sorted().joined(separator: ", "))",
+                                               hint: "known: \(knownCrop.sorted().joined(separator: ", "))")
+                        }
+                    }
                 }
                 if let tile = top["tile"] as? [String: Any] {
                     let known: Set<String> = Set(TileConfig.CodingKeys.allKeys)

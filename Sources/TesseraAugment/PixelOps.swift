@@ -1,0 +1,186 @@
+import Foundation
+import TesseraCore
+
+/// Exact pixel permutations and the colour operations of the SSL recipes, on 8-bit RGB. Colour
+/// operations follow torchvision's tensor semantics on uint8 (compute in float, clamp, truncate).
+public enum PixelOps {
+    // MARK: Dihedral group (exact, no interpolation)
+
+    public static func flipHorizontal(_ im: RGBImage) -> RGBImage {
+        var out = im.pixels
+        let w = im.width
+        for y in 0..<im.height {
+            for x in 0..<w {
+                let s = (y * w + (w - 1 - x)) * 3, d = (y * w + x) * 3
+                out[d] = im.pixels[s]; out[d + 1] = im.pixels[s + 1]; out[d + 2] = im.pixels[s + 2]
+            }
+        }
+        return RGBImage(width: w, height: im.height, pixels: out)
+    }
+
+    public static func flipVertical(_ im: RGBImage) -> RGBImage {
+        var out = im.pixels
+        let row = im.width * 3
+        for y in 0..<im.height {
+            let s = (im.height - 1 - y) * row
+            out.replaceSubrange((y * row)..<((y + 1) * row), with: im.pixels[s..<(s + row)])
+        }
+        return RGBImage(width: im.width, height: im.height, pixels: out)
+    }
+
+    /// Rotation by k·90° counter-clockwise (as numpy.rot90 / torch.rot90 on H×W).
+    public static func rotate90(_ im: RGBImage, times k: Int) -> RGBImage {
+        var out = im
+        for _ in 0..<(((k % 4) + 4) % 4) {
+            let w = out.width, h = out.height
+            var px = [UInt8](repeating: 0, count: w * h * 3)
+            // Counter-clockwise: new(x', y') with new width h, new height w; new[y'][x'] = old[x'][w-1-y'].
+            for ny in 0..<w {
+                for nx in 0..<h {
+                    let s = (nx * w + (w - 1 - ny)) * 3, d = (ny * h + nx) * 3
+                    px[d] = out.pixels[s]; px[d + 1] = out.pixels[s + 1]; px[d + 2] = out.pixels[s + 2]
+                }
+            }
+            out = RGBImage(width: h, height: w, pixels: px)
+        }
+        return out
+    }
+
+    // MARK: Colour
+
+    @inline(__always) static func truncate(_ v: Float) -> UInt8 { UInt8(max(0, min(255, v))) }
+
+    /// torchvision rgb_to_grayscale on uint8: 0.2989 R + 0.587 G + 0.114 B, truncated.
+    @inline(__always) static func gray(_ r: UInt8, _ g: UInt8, _ b: UInt8) -> UInt8 {
+        truncate(0.2989 * Float(r) + 0.587 * Float(g) + 0.114 * Float(b))
+    }
+
+    public static func grayscale(_ im: RGBImage) -> RGBImage {
+        var out = im.pixels
+        for i in 0..<(im.width * im.height) {
+            let v = gray(im.pixels[3 * i], im.pixels[3 * i + 1], im.pixels[3 * i + 2])
+            out[3 * i] = v; out[3 * i + 1] = v; out[3 * i + 2] = v
+        }
+        return RGBImage(width: im.width, height: im.height, pixels: out)
+    }
+
+    /// blend(a, b, f) = clamp(f·a + (1−f)·b), truncated (torchvision `_blend`).
+    static func blend(_ im: RGBImage, factor f: Float, other: (Int) -> Float) -> RGBImage {
+        var out = im.pixels
+        for i in 0..<out.count { out[i] = truncate(f * Float(im.pixels[i]) + (1 - f) * other(i)) }
+        return RGBImage(width: im.width, height: im.height, pixels: out)
+    }
+
+    public static func brightness(_ im: RGBImage, _ f: Float) -> RGBImage { blend(im, factor: f) { _ in 0 } }
+
+    public static func contrast(_ im: RGBImage, _ f: Float) -> RGBImage {
+        var sum: Float = 0
+        let n = im.width * im.height
+        for i in 0..<n { sum += Float(gray(im.pixels[3 * i], im.pixels[3 * i + 1], im.pixels[3 * i + 2])) }
+        let mean = sum / Float(max(1, n))
+        return blend(im, factor: f) { _ in mean }
+    }
+
+    public static func saturation(_ im: RGBImage, _ f: Float) -> RGBImage {
+        let g = grayscale(im)
+        return blend(im, factor: f) { Float(g.pixels[$0]) }
+    }
+
+    /// Hue shift by `h` turns (−0.5…0.5) in HSV, as torchvision adjust_hue (uint8 → float → uint8, truncated).
+    public static func hue(_ im: RGBImage, _ h: Float) -> RGBImage {
+        var out = im.pixels
+        for i in 0..<(im.width * im.height) {
+            let r = Float(im.pixels[3 * i]) / 255, g = Float(im.pixels[3 * i + 1]) / 255, b = Float(im.pixels[3 * i + 2]) / 255
+            let maxc = max(r, g, b), minc = min(r, g, b)
+            let v = maxc, cr = maxc - minc
+            let s = cr / (maxc == 0 ? 1 : maxc)
+            let crDiv = cr == 0 ? 1 : cr
+            let rc = (maxc - r) / crDiv, gc = (maxc - g) / crDiv, bc = (maxc - b) / crDiv
+            var hh: Float
+            if maxc == r { hh = bc - gc } else if maxc == g { hh = 2 + rc - bc } else { hh = 4 + gc - rc }
+            hh = (hh / 6 + 1).truncatingRemainder(dividingBy: 1)
+            hh = (hh + h).truncatingRemainder(dividingBy: 1)
+            if hh < 0 { hh += 1 }
+            // HSV → RGB
+            let i6 = (hh * 6).rounded(.down)
+            let f = hh * 6 - i6
+            let p = v * (1 - s), q = v * (1 - s * f), t = v * (1 - s * (1 - f))
+            let sector = Int(i6) % 6
+            let (ro, go, bo): (Float, Float, Float)
+            switch sector {
+            case 0: (ro, go, bo) = (v, t, p)
+            case 1: (ro, go, bo) = (q, v, p)
+            case 2: (ro, go, bo) = (p, v, t)
+            case 3: (ro, go, bo) = (p, q, v)
+            case 4: (ro, go, bo) = (t, p, v)
+            default: (ro, go, bo) = (v, p, q)
+            }
+            out[3 * i] = truncate(ro * 255); out[3 * i + 1] = truncate(go * 255); out[3 * i + 2] = truncate(bo * 255)
+        }
+        return RGBImage(width: im.width, height: im.height, pixels: out)
+    }
+
+    /// PIL ImageOps.solarize: values at or above the threshold are inverted.
+    public static func solarize(_ im: RGBImage, threshold: Int = 128) -> RGBImage {
+        RGBImage(width: im.width, height: im.height, pixels: im.pixels.map { Int($0) >= threshold ? 255 - $0 : $0 })
+    }
+
+    /// Gaussian blur with standard deviation σ (pixels): separable kernel of radius ⌈3σ⌉, edges
+    /// reflected, rounded to bytes.
+    public static func gaussianBlur(_ im: RGBImage, sigma: Double) -> RGBImage {
+        guard sigma > 0 else { return im }
+        let radius = max(1, Int((3 * sigma).rounded(.up)))
+        var kernel = (-radius...radius).map { Float(exp(-Double($0 * $0) / (2 * sigma * sigma))) }
+        let total = kernel.reduce(0, +)
+        kernel = kernel.map { $0 / total }
+        let w = im.width, h = im.height
+        @inline(__always) func reflect(_ i: Int, _ n: Int) -> Int {
+            var i = i
+            if n == 1 { return 0 }
+            while i < 0 || i >= n { i = i < 0 ? -i : 2 * (n - 1) - i }
+            return i
+        }
+        var mid = [Float](repeating: 0, count: w * h * 3)
+        for y in 0..<h {
+            for x in 0..<w {
+                var acc = SIMD3<Float>(0, 0, 0)
+                for k in -radius...radius {
+                    let p = (y * w + reflect(x + k, w)) * 3
+                    acc += SIMD3(Float(im.pixels[p]), Float(im.pixels[p + 1]), Float(im.pixels[p + 2])) * kernel[k + radius]
+                }
+                let q = (y * w + x) * 3
+                mid[q] = acc.x; mid[q + 1] = acc.y; mid[q + 2] = acc.z
+            }
+        }
+        var out = [UInt8](repeating: 0, count: w * h * 3)
+        for y in 0..<h {
+            for x in 0..<w {
+                var acc = SIMD3<Float>(0, 0, 0)
+                for k in -radius...radius {
+                    let q = (reflect(y + k, h) * w + x) * 3
+                    acc += SIMD3(mid[q], mid[q + 1], mid[q + 2]) * kernel[k + radius]
+                }
+                let d = (y * w + x) * 3
+                out[d] = UInt8(max(0, min(255, acc.x.rounded())))
+                out[d + 1] = UInt8(max(0, min(255, acc.y.rounded())))
+                out[d + 2] = UInt8(max(0, min(255, acc.z.rounded())))
+            }
+        }
+        return RGBImage(width: w, height: h, pixels: out)
+    }
+
+    /// Float32 planar CHW of (v/255 − mean)/std, appended to `out`.
+    public static func normalize(_ im: RGBImage, mean: [Float], std: [Float], into out: inout [Float]) {
+        let n = im.width * im.height
+        let base = out.count
+        out.append(contentsOf: repeatElement(0, count: 3 * n))
+        out.withUnsafeMutableBufferPointer { dst in
+            im.pixels.withUnsafeBufferPointer { src in
+                for c in 0..<3 {
+                    let scale = 1 / (255 * std[c]), shift = mean[c] / std[c]
+                    for i in 0..<n { dst[base + c * n + i] = Float(src[3 * i + c]) * scale - shift }
+                }
+            }
+        }
+    }
+}

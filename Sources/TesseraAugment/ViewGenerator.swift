@@ -1,0 +1,125 @@
+import Foundation
+import TesseraCore
+import TesseraStain
+
+/// Makes the views of one tile. Every random draw comes from a generator seeded by
+/// (seed, epoch, sample index, view index) — the per-tile stain jitter by view index −1 — so a
+/// sample's views can be regenerated alone, in any order, on any thread, byte for byte.
+///
+/// Per view, in order (torchvision's and DINO's pipelines): random resized crop (torchvision's
+/// RandomResizedCrop parameters: ten tries of area × U(scale) and exp(U(log ratio)), then a centre
+/// crop), resampling with antialiasing; horizontal flip; vertical flip; rotation by a random non-zero
+/// multiple of 90°; colour jitter (brightness, contrast, saturation, hue in a random order, as
+/// torchvision ColorJitter); grayscale; Gaussian blur with σ ~ U(sigma); solarization (threshold 128).
+public struct ViewGenerator: Sendable {
+    public let recipe: ViewRecipe
+    public let seed: UInt64
+
+    public init(recipe: ViewRecipe, seed: UInt64) throws {
+        try recipe.validate()
+        self.recipe = recipe
+        self.seed = seed
+    }
+
+    /// The generator of one view's draws.
+    public static func rng(seed: UInt64, epoch: Int, sample: Int, view: Int) -> SplitMix64 {
+        var g = SplitMix64(seed: seed ^ 0x7465_7373_6572_6176)   // "tesserav"
+        for part in [UInt64(bitPattern: Int64(epoch)), UInt64(bitPattern: Int64(sample)), UInt64(bitPattern: Int64(view))] {
+            g.state ^= part &* 0x9E37_79B9_7F4A_7C15
+            _ = g.next()
+        }
+        return g
+    }
+
+    @inline(__always) static func uniform(_ g: inout SplitMix64, _ lo: Double, _ hi: Double) -> Double {
+        lo + (hi - lo) * Double(g.next() >> 11) * 0x1p-53
+    }
+
+    @inline(__always) static func randint(_ g: inout SplitMix64, _ n: Int) -> Int { n <= 1 ? 0 : Int(g.next() % UInt64(n)) }
+
+    /// All views of a tile, in recipe order (group by group).
+    public func views(of tile: RGBImage, sample: Int, epoch: Int) -> [RGBImage] {
+        var source = tile
+        if let step = recipe.stainJitter {
+            var g = Self.rng(seed: seed, epoch: epoch, sample: sample, view: -1)
+            if Self.uniform(&g, 0, 1) < step.p { source = step.jitter.apply(tile, rng: &g).image }
+        }
+        var out: [RGBImage] = []
+        var index = 0
+        for group in recipe.crops {
+            for k in 0..<group.count {
+                var g = Self.rng(seed: seed, epoch: epoch, sample: sample, view: index)
+                out.append(view(of: source, group: group, position: k, rng: &g))
+                index += 1
+            }
+        }
+        return out
+    }
+
+    /// torchvision RandomResizedCrop.get_params: (x, y, width, height).
+    public static func cropBox(width: Int, height: Int, scale: [Double], ratio: [Double], rng g: inout SplitMix64) -> (x: Int, y: Int, w: Int, h: Int) {
+        let area = Double(width * height)
+        let logRatio = (log(ratio[0]), log(ratio[1]))
+        for _ in 0..<10 {
+            let target = area * uniform(&g, scale[0], scale[1])
+            let aspect = exp(uniform(&g, logRatio.0, logRatio.1))
+            let w = Int((target * aspect).squareRoot().rounded(.toNearestOrEven))
+            let h = Int((target / aspect).squareRoot().rounded(.toNearestOrEven))
+            if w > 0 && w <= width && h > 0 && h <= height {
+                let y = randint(&g, height - h + 1), x = randint(&g, width - w + 1)
+                return (x, y, w, h)
+            }
+        }
+        let inRatio = Double(width) / Double(height)
+        var w = width, h = height
+        if inRatio < ratio[0] {
+            h = Int((Double(w) / ratio[0]).rounded(.toNearestOrEven))
+        } else if inRatio > ratio[1] {
+            w = Int((Double(h) * ratio[1]).rounded(.toNearestOrEven))
+        }
+        return ((width - w) / 2, (height - h) / 2, w, h)
+    }
+
+    func view(of tile: RGBImage, group: CropGroup, position k: Int, rng g: inout SplitMix64) -> RGBImage {
+        let box = Self.cropBox(width: tile.width, height: tile.height, scale: group.scale, ratio: group.ratio, rng: &g)
+        var v = Resample.crop(tile, x: box.x, y: box.y, width: box.w, height: box.h,
+                              outWidth: group.size, outHeight: group.size, interpolation: group.interpolation)
+        if Self.uniform(&g, 0, 1) < group.hflip { v = PixelOps.flipHorizontal(v) }
+        if Self.uniform(&g, 0, 1) < group.vflip { v = PixelOps.flipVertical(v) }
+        if Self.uniform(&g, 0, 1) < group.rot90 { v = PixelOps.rotate90(v, times: 1 + Self.randint(&g, 3)) }
+        if let j = group.jitter, Self.uniform(&g, 0, 1) < j.p {
+            // torchvision ColorJitter.get_params: a permutation, then the four factors.
+            var order = [0, 1, 2, 3]
+            for i in stride(from: 3, to: 0, by: -1) { order.swapAt(i, Self.randint(&g, i + 1)) }
+            let b = Self.uniform(&g, max(0, 1 - j.brightness), 1 + j.brightness)
+            let c = Self.uniform(&g, max(0, 1 - j.contrast), 1 + j.contrast)
+            let s = Self.uniform(&g, max(0, 1 - j.saturation), 1 + j.saturation)
+            let h = Self.uniform(&g, -j.hue, j.hue)
+            for op in order {
+                switch op {
+                case 0 where j.brightness > 0: v = PixelOps.brightness(v, Float(b))
+                case 1 where j.contrast > 0: v = PixelOps.contrast(v, Float(c))
+                case 2 where j.saturation > 0: v = PixelOps.saturation(v, Float(s))
+                case 3 where j.hue > 0: v = PixelOps.hue(v, Float(h))
+                default: break
+                }
+            }
+        }
+        if Self.uniform(&g, 0, 1) < group.grayscale { v = PixelOps.grayscale(v) }
+        if let blur = group.blur, Self.uniform(&g, 0, 1) < blur.p[k] {
+            v = PixelOps.gaussianBlur(v, sigma: Self.uniform(&g, blur.sigma[0], blur.sigma[1]))
+        }
+        if Self.uniform(&g, 0, 1) < group.solarize[k] { v = PixelOps.solarize(v) }
+        return v
+    }
+
+    /// The views of a tile as float32 CHW tensors (normalized), one array per view.
+    public func tensors(of tile: RGBImage, sample: Int, epoch: Int) -> [[Float]] {
+        let mean = recipe.normalize.mean.map(Float.init), std = recipe.normalize.std.map(Float.init)
+        return views(of: tile, sample: sample, epoch: epoch).map { v in
+            var t: [Float] = []
+            PixelOps.normalize(v, mean: mean, std: std, into: &t)
+            return t
+        }
+    }
+}

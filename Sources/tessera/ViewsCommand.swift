@@ -1,0 +1,63 @@
+import ArgumentParser
+import Foundation
+import TesseraAugment
+import TesseraCore
+import TesseraPipeline
+import TesseraSlide
+import TesseraSplits
+
+struct ViewsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "views",
+        abstract: "Preview a view recipe (SimCLR, DINO, histo) on a dataset's tiles, or write its views as shards.",
+        discussion: "Recipes are the `views:` section of a pipeline file: pipelines/simclr.yaml, pipelines/dino.yaml, pipelines/histo.yaml.")
+    @Argument(help: "Dataset directory (from `tessera tile`).")
+    var dataset: String
+    @Option(help: "Pipeline file with a `views:` section, or a recipe name (simclr, dino, histo → pipelines/NAME.yaml).")
+    var recipe: String
+    @Option(help: "Write a PNG grid of this many tiles with all of their views (to --out).")
+    var preview: Int?
+    @Option(help: "Output: the preview PNG, or the directory of view shards.")
+    var out: String
+    @Option(help: "Epochs of views to write (one sample per tile and epoch).")
+    var epochs = 1
+    @Option(help: "Seed of every random draw (with epoch, sample and view index).")
+    var seed: UInt64 = 0
+    @Option(help: "Worker threads (default: cores). Does not change the output.")
+    var workers: Int?
+    @Option(help: "View encoding: png (lossless, default) or jpg.")
+    var format = "png"
+    @Option(help: "Only part of a split: FILE:SELECTOR, e.g. splits/pbc.csv:train.")
+    var split: String?
+    @Flag(help: "No progress line.")
+    var quiet = false
+
+    func run() throws {
+        do {
+            let path = recipe.hasSuffix(".yaml") || recipe.contains("/") ? recipe : "pipelines/\(recipe).yaml"
+            guard let r = try PipelineFile.load(path: path).views else {
+                throw TesseraError(.invalidConfig, path: path, "has no `views:` section", hint: "see pipelines/dino.yaml")
+            }
+            try r.validate()
+            if let n = preview {
+                try PNGWriter.write(try ViewsRun.preview(dataset: dataset, recipe: r, count: max(1, n), seed: seed), to: out)
+                print("\(out): \(n) tiles with their \(r.viewCount) views each (\(path))")
+                return
+            }
+            var o = ViewsRun.Options()
+            o.epochs = epochs
+            o.seed = seed
+            if let workers { o.workers = workers }
+            guard let f = TileFormat(rawValue: format), f != .rgb8 else { throw TesseraError(.invalidConfig, "--format must be png or jpg, got \(format)") }
+            o.format = f
+            o.quiet = quiet
+            if let split {
+                let sel = try SplitFile.selection(split)
+                o.slides = sel.slides
+                o.keys = sel.keys
+            }
+            let s = try ViewsRun.materialize(dataset: dataset, recipe: r, output: out, options: o)
+            print(String(format: "%@: %d samples (%d views each) in %d shards, %.1f s", out, s.samples, r.viewCount, s.shards, s.seconds))
+        } catch { throw fail(error) }
+    }
+}
