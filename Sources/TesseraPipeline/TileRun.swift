@@ -98,6 +98,7 @@ public final class TileRun: @unchecked Sendable {
                                 normalizer: try config.stainTarget().map { try StainNormalizer(target: $0) })
         let pool = OrderedPool<TileJob, TileOutput, TileWorkerContext>(
             workers: config.workers, capacity: config.workers * 4, makeContext: { TileWorkerContext() },
+            threadExit: { VipsRuntime.threadShutdown() },
             process: { job, ctx in worker.process(job, ctx) })
 
         let producer = Thread { [self] in

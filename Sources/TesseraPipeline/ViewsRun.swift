@@ -38,6 +38,19 @@ public enum ViewsRun {
         return Montage.column(rows, gap: 12)
     }
 
+    /// A loader over one epoch of a dataset (manifest order, or shuffled by `order`), decoding tiles
+    /// on the loader's workers.
+    public static func loader(dataset: String, recipe: ViewRecipe, seed: UInt64, epoch: Int, batchSize: Int, workers: Int,
+                              order: ReadOrder? = nil, slides: Set<String>? = nil, keys: Set<String>? = nil) throws -> ViewBatchLoader {
+        let reader = try DatasetReader(directory: dataset)
+        let o = order ?? { var r = ReadOrder(); r.shuffle = false; return r }()
+        let samples = Array(try reader.epoch(epoch, order: o, slides: slides, keys: keys))
+        return try ViewBatchLoader(samples: samples, epoch: epoch, generator: try ViewGenerator(recipe: recipe, seed: seed),
+                                   batchSize: batchSize, workers: workers, threadExit: { VipsRuntime.threadShutdown() }) { i in
+            try TileDecoding.image(try reader.record(i))
+        }
+    }
+
     public struct Summary: Sendable {
         public var samples: Int
         public var shards: Int
@@ -70,7 +83,7 @@ public enum ViewsRun {
         let encoder = TileEncoder(format: o.format, quality: o.quality)
         let epochs = o.epochs
         let pool = OrderedPool<Int, Result<[ShardSample], TesseraError>, Void>(
-            workers: o.workers, capacity: o.workers * 4, makeContext: { () },
+            workers: o.workers, capacity: o.workers * 4, makeContext: { () }, threadExit: { VipsRuntime.threadShutdown() },
             process: { i, _ in
                 do {
                     let record = try reader.record(i)

@@ -31,6 +31,12 @@ struct ViewsCommand: ParsableCommand {
     var split: String?
     @Flag(help: "No progress line.")
     var quiet = false
+    @Flag(help: "Time one epoch of float32 batches through the worker pool (nothing written; prints one JSON line).")
+    var benchmark = false
+    @Option(name: .customLong("batch-size"), help: "Batch size for --benchmark (default 64).")
+    var batchSize = 64
+    @Option(help: "With --benchmark: stop after this many samples (0 = the whole epoch).")
+    var limit = 0
 
     func run() throws {
         do {
@@ -43,6 +49,21 @@ struct ViewsCommand: ParsableCommand {
                 try PNGWriter.write(try ViewsRun.preview(dataset: dataset, recipe: r, count: max(1, n), seed: seed), to: out)
                 print("\(out): \(n) tiles with their \(r.viewCount) views each (\(path))")
                 return
+            }
+            if benchmark {
+                let w = workers ?? max(1, ProcessInfo.processInfo.activeProcessorCount)
+                let loader = try ViewsRun.loader(dataset: dataset, recipe: r, seed: seed, epoch: 0, batchSize: batchSize, workers: w)
+                let cpu0 = StainBenchmark.cpuTime()
+                let start = Date()
+                var samples = 0
+                while let b = try loader.next() {
+                    samples += b.samples.count
+                    if limit > 0 && samples >= limit { break }
+                }
+                let wall = Date().timeIntervalSince(start)
+                let cpu = StainBenchmark.cpuTime() - cpu0
+                print("{\"samples\": \(samples), \"seconds\": \(wall), \"cpu_seconds\": \(cpu), \"workers\": \(w), \"views\": \(r.viewCount)}")
+                Foundation.exit(0)
             }
             var o = ViewsRun.Options()
             o.epochs = epochs

@@ -9,8 +9,10 @@ import XCTest
 
 /// `tessera views` on real tiles: the 12 bundled platelet images of the PBC collection.
 final class ViewsRunTests: XCTestCase {
-    func dataset() throws -> String {
-        let dir = Fixtures.tempDir(self) + "/pbc"
+    func dataset() throws -> String { try Self.dataset(self) }
+
+    static func dataset(_ test: XCTestCase) throws -> String {
+        let dir = Fixtures.tempDir(test) + "/pbc"
         var c = TileConfig()
         c.inputs = [Fixtures.root + "/data/pbc-blood-cells/platelet"]
         c.output = dir
@@ -64,5 +66,31 @@ final class ViewsRunTests: XCTestCase {
         // Two rows of tile (256) + 2 global (224) + 8 local (96), 6 px apart.
         XCTAssertEqual(im.width, 256 + 2 * 224 + 8 * 96 + 10 * 6)
         XCTAssertEqual(im.height, 2 * 256 + 12)
+    }
+}
+
+final class ViewBatchLoaderTests: XCTestCase {
+    func testBatchesAreStableAcrossWorkerCountsAndLaidOutViewMajor() throws {
+        let ds = try ViewsRunTests.dataset(self)
+        let recipe = try XCTUnwrap(try PipelineFile.load(path: Fixtures.root + "/pipelines/dino.yaml").views)
+        func all(_ workers: Int) throws -> [ViewBatch] {
+            let loader = try ViewsRun.loader(dataset: ds, recipe: recipe, seed: 9, epoch: 1, batchSize: 5, workers: workers)
+            var out: [ViewBatch] = []
+            while let b = try loader.next() { out.append(b) }
+            return out
+        }
+        let one = try all(1), two = try all(2)
+        XCTAssertEqual(one.map(\.samples), [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [10, 11]])
+        XCTAssertEqual(one.map(\.tensors), two.map(\.tensors), "worker count changed the batches")
+        XCTAssertEqual(one[0].shapes, [[10, 3, 224, 224], [40, 3, 96, 96]])
+        XCTAssertEqual(one[0].tensors[0].count, 10 * 3 * 224 * 224)
+        // View-major: row v·B + s of a group tensor is view v of sample s.
+        let reader = try DatasetReader(directory: ds)
+        let gen = try ViewGenerator(recipe: recipe, seed: 9)
+        let t = gen.tensors(of: try TileDecoding.image(try reader.record(3)), sample: 3, epoch: 1)
+        let per = 3 * 224 * 224
+        XCTAssertEqual(Array(one[0].tensors[0][((1 * 5 + 3) * per)..<((1 * 5 + 4) * per)]), t[1])
+        let perLocal = 3 * 96 * 96
+        XCTAssertEqual(Array(one[0].tensors[1][((7 * 5 + 3) * perLocal)..<((7 * 5 + 4) * perLocal)]), t[2 + 7])
     }
 }

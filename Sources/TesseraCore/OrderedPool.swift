@@ -1,5 +1,4 @@
 import Foundation
-import TesseraSlide
 
 /// A fixed pool of worker threads between one producer and one consumer.
 ///
@@ -8,7 +7,7 @@ import TesseraSlide
 /// (back-pressure) and memory stays bounded whatever the input size. A job running longer
 /// than `stuckLimit` is abandoned: its thread is left to finish or hang on its own, its result
 /// is replaced, and a fresh worker takes its place, so one stuck call never stops the run.
-final class OrderedPool<Job, Output, Context>: @unchecked Sendable {
+public final class OrderedPool<Job, Output, Context>: @unchecked Sendable {
     private let cond = NSCondition()
     /// Waiting jobs; taken entries are cleared at once so that a finished job's data is freed.
     private var queue: [(Int, Job)?] = []
@@ -23,10 +22,14 @@ final class OrderedPool<Job, Output, Context>: @unchecked Sendable {
     private let capacity: Int
     private let makeContext: @Sendable () -> Context
     private let process: @Sendable (Job, Context) -> Output
+    /// Runs on each worker thread as it ends (e.g. releasing libvips' per-thread state).
+    private let threadExit: @Sendable () -> Void
     private var workerCount = 0
 
-    init(workers: Int, capacity: Int, makeContext: @escaping @Sendable () -> Context,
+    public init(workers: Int, capacity: Int, makeContext: @escaping @Sendable () -> Context,
+         threadExit: @escaping @Sendable () -> Void = {},
          process: @escaping @Sendable (Job, Context) -> Output) {
+        self.threadExit = threadExit
         self.capacity = max(capacity, workers)
         self.makeContext = makeContext
         self.process = process
@@ -48,14 +51,14 @@ final class OrderedPool<Job, Output, Context>: @unchecked Sendable {
                 if abandoned.remove(seq) != nil {
                     // A replacement worker already took this thread's place.
                     cond.unlock()
-                    VipsRuntime.threadShutdown()
+                    threadExit()
                     return
                 }
                 results[seq] = out
                 cond.broadcast()
                 cond.unlock()
             }
-            VipsRuntime.threadShutdown()
+            threadExit()
             cond.lock()
             liveWorkers -= 1
             cond.broadcast()
@@ -78,7 +81,7 @@ final class OrderedPool<Job, Output, Context>: @unchecked Sendable {
     }
 
     /// Adds a job; blocks while `capacity` jobs are already in flight.
-    func submit(_ job: Job) {
+    public func submit(_ job: Job) {
         cond.lock(); defer { cond.unlock() }
         while submitted - consumed >= capacity { cond.wait() }
         queue.append((submitted, job))
@@ -87,7 +90,7 @@ final class OrderedPool<Job, Output, Context>: @unchecked Sendable {
     }
 
     /// No more jobs will be submitted.
-    func close() {
+    public func close() {
         cond.lock()
         closed = true
         cond.broadcast()
@@ -96,7 +99,7 @@ final class OrderedPool<Job, Output, Context>: @unchecked Sendable {
 
     /// The next result in submission order; nil once closed and drained. When the awaited job has
     /// run longer than `stuckLimit` seconds, returns `stuck(job)` in its place.
-    func next(stuckLimit: TimeInterval? = nil, stuck: (Job) -> Output) -> Output? {
+    public func next(stuckLimit: TimeInterval? = nil, stuck: (Job) -> Output) -> Output? {
         cond.lock(); defer { cond.unlock() }
         while results[consumed] == nil {
             if closed && consumed == submitted { return nil }
@@ -117,7 +120,7 @@ final class OrderedPool<Job, Output, Context>: @unchecked Sendable {
     }
 
     /// Waits for the worker threads to end (after `close` and draining); abandoned ones are not waited for.
-    func join() {
+    public func join() {
         cond.lock()
         while liveWorkers > 0 { cond.wait() }
         cond.unlock()

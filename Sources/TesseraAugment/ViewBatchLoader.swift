@@ -1,0 +1,83 @@
+import Foundation
+import TesseraCore
+
+/// One batch of views: per crop group a contiguous float32 tensor of shape
+/// [count × batch, 3, size, size], view-major (all samples' view 0, then all samples' view 1 …,
+/// as DINO concatenates its crops), normalized by the recipe.
+public struct ViewBatch: Sendable {
+    /// The samples (dataset indices) in batch order.
+    public var samples: [Int]
+    public var tensors: [[Float]]
+    /// Per crop group: [N, C, H, W].
+    public var shapes: [[Int]]
+}
+
+/// Worker threads turning tiles into batches of views behind a bounded queue: `next()` returns
+/// batches in a stable order (the order of `samples`) whatever the number of workers, at most
+/// `prefetch` batches are held, and the producer waits when the consumer is slow (back-pressure).
+/// Each batch is a pure function of (recipe, seed, epoch, sample indices), so it is byte-identical
+/// for any number of workers.
+public final class ViewBatchLoader: @unchecked Sendable {
+    public let generator: ViewGenerator
+    public let batchSize: Int
+    private let pool: OrderedPool<[Int], Result<ViewBatch, Error>, Void>
+    private let epoch: Int
+
+    /// - Parameters:
+    ///   - samples: dataset indices in the order to serve them (an epoch of a reader).
+    ///   - tile: reads and decodes one sample (called on worker threads).
+    ///   - dropLast: drop a final short batch instead of serving it.
+    public init(samples: [Int], epoch: Int, generator: ViewGenerator, batchSize: Int, workers: Int, prefetch: Int = 4,
+                dropLast: Bool = false, threadExit: @escaping @Sendable () -> Void = {},
+                tile: @escaping @Sendable (Int) throws -> RGBImage) throws {
+        guard batchSize >= 1 else { throw TesseraError(.invalidConfig, "batch size must be at least 1, got \(batchSize)") }
+        guard workers >= 1 else { throw TesseraError(.invalidConfig, "workers must be at least 1, got \(workers)") }
+        self.generator = generator
+        self.batchSize = batchSize
+        self.epoch = epoch
+        let recipe = generator.recipe
+        pool = OrderedPool(workers: workers, capacity: max(prefetch, workers), makeContext: { () }, threadExit: threadExit) { indices, _ in
+            Result { try Self.assemble(indices, epoch: epoch, recipe: recipe, generator: generator, tile: tile) }
+        }
+        var batches: [[Int]] = []
+        var i = 0
+        while i < samples.count {
+            let b = Array(samples[i..<min(samples.count, i + batchSize)])
+            if b.count == batchSize || !dropLast { batches.append(b) }
+            i += batchSize
+        }
+        let pool = self.pool, all = batches
+        Thread.detachNewThread {
+            for b in all { pool.submit(b) }
+            pool.close()
+        }
+    }
+
+    /// The next batch, or nil at the end of the epoch; rethrows a sample's read or decode error.
+    public func next() throws -> ViewBatch? {
+        guard let r = pool.next(stuck: { _ in .failure(TesseraError(.timeout, "a view batch got stuck")) }) else { return nil }
+        return try r.get()
+    }
+
+    static func assemble(_ indices: [Int], epoch: Int, recipe: ViewRecipe, generator: ViewGenerator,
+                         tile: (Int) throws -> RGBImage) throws -> ViewBatch {
+        let b = indices.count
+        var tensors: [[Float]] = recipe.crops.map { g in
+            var t: [Float] = []
+            t.reserveCapacity(g.count * b * 3 * g.size * g.size)
+            return t
+        }
+        // Per sample its views, then copied view-major into the group tensors.
+        var perSample: [[[Float]]] = []
+        for i in indices { perSample.append(generator.tensors(of: try tile(i), sample: i, epoch: epoch)) }
+        var first = 0
+        for (gi, g) in recipe.crops.enumerated() {
+            for v in 0..<g.count {
+                for s in 0..<b { tensors[gi].append(contentsOf: perSample[s][first + v]) }
+            }
+            first += g.count
+        }
+        let shapes = recipe.crops.map { [$0.count * b, 3, $0.size, $0.size] }
+        return ViewBatch(samples: indices, tensors: tensors, shapes: shapes)
+    }
+}
