@@ -4,8 +4,12 @@ import TesseraCore
 
 /// Process-wide libvips start-up. Safe to call from any thread, any number of times.
 public enum VipsRuntime {
+    private static let startedLock = NSLock()
+    nonisolated(unsafe) private static var startedFlag = false
+
     private static let started: Bool = {
         if tsr_init() != 0 { return false }
+        startedLock.lock(); startedFlag = true; startedLock.unlock()
         // Tessera runs its own worker pool; one libvips thread per call keeps the two from
         // oversubscribing the cores (measured: both pools at full width fight on 2 cores).
         tsr_set_concurrency(1)
@@ -28,7 +32,14 @@ public enum VipsRuntime {
     }
 
     /// Releases libvips' per-thread state; call when a worker thread that used libvips ends.
-    public static func threadShutdown() { tsr_thread_shutdown() }
+    /// A no-op when libvips was never started in this process (shutting down uninitialized
+    /// per-thread state crashes inside GLib).
+    public static func threadShutdown() {
+        startedLock.lock()
+        let on = startedFlag
+        startedLock.unlock()
+        if on { tsr_thread_shutdown() }
+    }
 }
 
 /// Owns one reference to a `VipsImage`. libvips images are immutable once built and may be

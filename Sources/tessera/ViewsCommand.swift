@@ -18,7 +18,7 @@ struct ViewsCommand: ParsableCommand {
     @Option(help: "Write a PNG grid of this many tiles with all of their views (to --out).")
     var preview: Int?
     @Option(help: "Output: the preview PNG, or the directory of view shards.")
-    var out: String
+    var out: String?
     @Option(help: "Epochs of views to write (one sample per tile and epoch).")
     var epochs = 1
     @Option(help: "Seed of every random draw (with epoch, sample and view index).")
@@ -45,6 +45,8 @@ struct ViewsCommand: ParsableCommand {
                 throw TesseraError(.invalidConfig, path: path, "has no `views:` section", hint: "see pipelines/dino.yaml")
             }
             try r.validate()
+            guard benchmark || out != nil else { throw TesseraError(.invalidConfig, "--out is needed (the preview PNG or the views directory)") }
+            let out = self.out ?? ""
             if let n = preview {
                 try PNGWriter.write(try ViewsRun.preview(dataset: dataset, recipe: r, count: max(1, n), seed: seed), to: out)
                 print("\(out): \(n) tiles with their \(r.viewCount) views each (\(path))")

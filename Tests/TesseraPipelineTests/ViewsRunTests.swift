@@ -57,6 +57,15 @@ final class ViewsRunTests: XCTestCase {
         }
     }
 
+    func testBenchmarkRunsAnEpochThroughTheLoaderInAFreshProcess() throws {
+        // A process that never opened a slide: worker threads end without libvips having started.
+        let ds = try dataset()
+        let r = try Fixtures.run(Fixtures.root + "/.build/debug/tessera", ["views", ds, "--recipe", "simclr", "--benchmark", "--workers", "2", "--batch-size", "5"],
+                                 cwd: Fixtures.root)
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertTrue(r.out.contains("\"samples\": 12,"), r.out)
+    }
+
     func testPreviewShowsEachTileWithAllItsViews() throws {
         let ds = try dataset()
         let png = Fixtures.tempDir(self) + "/p.png"
