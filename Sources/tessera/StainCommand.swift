@@ -39,6 +39,20 @@ func parseMethod(_ s: String) throws -> StainMethod {
     return m
 }
 
+/// Where the normalization target comes from (apply, show).
+struct StainTargetOptions: ParsableArguments {
+    @Option(help: "Target JSON from `tessera stain fit`.")
+    var stain: String?
+    @Option(help: "Method to fit on --reference (or its built-in target) instead of --stain.")
+    var method: String?
+    @Option(help: "Reference image or slide to fit --method on (`show` also draws it).")
+    var reference: String?
+
+    func resolve(_ options: StainReference.Options) throws -> StainTarget {
+        try resolveTarget(stain: stain, method: method, reference: reference, options: options)
+    }
+}
+
 /// A target from --stain FILE, or fitted on --reference, or the method's published default.
 func resolveTarget(stain: String?, method: String?, reference: String?, options: StainReference.Options) throws -> StainTarget {
     if let stain { return try StainTarget.load(path: stain) }
@@ -83,19 +97,14 @@ struct StainApplyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "apply", abstract: "Normalize one image to a target and write a PNG.")
     @Argument(help: "Input image.")
     var input: String
-    @Option(help: "Target JSON from `tessera stain fit`.")
-    var stain: String?
-    @Option(help: "Method to fit on --reference (or its built-in target) instead of --stain.")
-    var method: String?
-    @Option(help: "Reference to fit --method on.")
-    var reference: String?
+    @OptionGroup var target: StainTargetOptions
     @Option(help: "Output PNG.")
     var out: String
     @OptionGroup var ref: StainReferenceOptions
 
     func run() throws {
         do {
-            let target = try resolveTarget(stain: stain, method: method, reference: reference, options: ref.options)
+            let target = try self.target.resolve(ref.options)
             let image = try StainReference.load(path: input, options: ref.options)
             let (result, changed) = try StainNormalizer(target: target).normalize(image)
             try PNGWriter.write(result, to: out)
@@ -110,21 +119,16 @@ struct StainShowCommand: ParsableCommand {
         abstract: "Write a PNG: source | target reference | normalized, with the stain vectors as colour swatches.")
     @Argument(help: "Input image.")
     var input: String
-    @Option(help: "Target JSON from `tessera stain fit`.")
-    var stain: String?
-    @Option(help: "Method to fit on --reference (or its built-in target) instead of --stain.")
-    var method: String?
-    @Option(help: "Reference image (shown in the middle; fitted on unless --stain is given).")
-    var reference: String?
+    @OptionGroup var target: StainTargetOptions
     @Option(help: "Output PNG.")
     var out: String
     @OptionGroup var ref: StainReferenceOptions
 
     func run() throws {
         do {
-            let target = try resolveTarget(stain: stain, method: method, reference: reference, options: ref.options)
+            let target = try self.target.resolve(ref.options)
             let image = try StainReference.load(path: input, options: ref.options)
-            let refImage = try reference.map { try StainReference.load(path: $0, options: ref.options) }
+            let refImage = try self.target.reference.map { try StainReference.load(path: $0, options: ref.options) }
             let (result, _) = try StainNormalizer(target: target).normalize(image)
             let source = try? StainNormalizer.fit(image, method: target.method == .none ? .macenko : target.method)
             try PNGWriter.write(StainFigure.render(source: image, reference: refImage, normalized: result,

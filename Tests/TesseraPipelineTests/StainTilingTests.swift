@@ -2,6 +2,7 @@ import Foundation
 import TesseraCore
 @testable import TesseraPipeline
 @testable import TesseraShards
+import TesseraSlide
 import TesseraStain
 import TesseraTestSupport
 import XCTest
@@ -81,6 +82,31 @@ final class StainTilingTests: XCTestCase {
         let slide = m1.slides.first { $0.id == "CMU-1-Small-Region" }!
         XCTAssertNil(slide.stainUnchanged)
         XCTAssertGreaterThan(slide.samples, 20)
+    }
+
+    func testStainCommandLine() throws {
+        let dir = Fixtures.tempDir(self)
+        let bin = Fixtures.root + "/.build/debug/tessera", data = Fixtures.root + "/data/stain/"
+        var r = try Fixtures.run(bin, ["stain", "fit", data + "input_target.png", "--method", "reinhard", "--out", dir + "/r.json"])
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertEqual(try StainTarget.load(path: dir + "/r.json").method, .reinhard)
+        r = try Fixtures.run(bin, ["stain", "apply", data + "input_source.png", "--stain", dir + "/r.json", "--out", dir + "/a.png"])
+        XCTAssertEqual(r.status, 0, r.err)
+        // The CLI gives what the library gives.
+        let lib = try StainNormalizer(target: try StainTarget.load(path: dir + "/r.json")).normalize(try ImageDecoder.readRGB(path: data + "input_source.png")).image
+        XCTAssertEqual(try ImageDecoder.readRGB(path: dir + "/a.png"), lib)
+        r = try Fixtures.run(bin, ["stain", "apply", data + "input_near_white.png", "--method", "macenko", "--out", dir + "/w.png"])
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertTrue(r.out.contains("unchanged"), r.out)
+        r = try Fixtures.run(bin, ["stain", "show", data + "input_source.png", "--reference", data + "input_target.png", "--method", "macenko", "--out", dir + "/s.png"])
+        XCTAssertEqual(r.status, 0, r.err)
+        let fig = try ImageDecoder.readRGB(path: dir + "/s.png")
+        XCTAssertEqual(fig.width, 584 + 587 + 584 + 16)   // source | reference | normalized, 8 px apart
+        r = try Fixtures.run(bin, ["stain", "augment", data + "input_TUM-AACHEHDV.png", "--count", "2", "--out", dir + "/g.png"])
+        XCTAssertEqual(r.status, 0, r.err)
+        r = try Fixtures.run(bin, ["stain", "fit", data + "input_target.png", "--method", "macenco", "--out", dir + "/x.json"])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.err.contains("unknown stain method `macenco`") && r.err.contains("macenko-staintools"), r.err)
     }
 
     func testStainConfigErrorsNameTheProblem() throws {
