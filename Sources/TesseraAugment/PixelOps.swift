@@ -64,58 +64,78 @@ public enum PixelOps {
         return RGBImage(width: im.width, height: im.height, pixels: out)
     }
 
-    /// blend(a, b, f) = clamp(f·a + (1−f)·b), truncated (torchvision `_blend`).
-    static func blend(_ im: RGBImage, factor f: Float, other: (Int) -> Float) -> RGBImage {
-        var out = im.pixels
-        for i in 0..<out.count { out[i] = truncate(f * Float(im.pixels[i]) + (1 - f) * other(i)) }
+    /// blend(a, b, f) = clamp(f·a + (1−f)·b), truncated (torchvision `_blend`), with b a constant.
+    static func blend(_ im: RGBImage, factor f: Float, constant: Float) -> RGBImage {
+        var out = [UInt8](repeating: 0, count: im.pixels.count)
+        let add = (1 - f) * constant
+        im.pixels.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                for i in 0..<src.count { dst[i] = truncate(f * Float(src[i]) + add) }
+            }
+        }
         return RGBImage(width: im.width, height: im.height, pixels: out)
     }
 
-    public static func brightness(_ im: RGBImage, _ f: Float) -> RGBImage { blend(im, factor: f) { _ in 0 } }
+    public static func brightness(_ im: RGBImage, _ f: Float) -> RGBImage { blend(im, factor: f, constant: 0) }
 
     public static func contrast(_ im: RGBImage, _ f: Float) -> RGBImage {
         var sum: Float = 0
         let n = im.width * im.height
-        for i in 0..<n { sum += Float(gray(im.pixels[3 * i], im.pixels[3 * i + 1], im.pixels[3 * i + 2])) }
-        let mean = sum / Float(max(1, n))
-        return blend(im, factor: f) { _ in mean }
+        im.pixels.withUnsafeBufferPointer { p in
+            for i in 0..<n { sum += Float(gray(p[3 * i], p[3 * i + 1], p[3 * i + 2])) }
+        }
+        return blend(im, factor: f, constant: sum / Float(max(1, n)))
     }
 
     public static func saturation(_ im: RGBImage, _ f: Float) -> RGBImage {
-        let g = grayscale(im)
-        return blend(im, factor: f) { Float(g.pixels[$0]) }
+        var out = [UInt8](repeating: 0, count: im.pixels.count)
+        im.pixels.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                for i in 0..<(im.width * im.height) {
+                    let g = (1 - f) * Float(gray(src[3 * i], src[3 * i + 1], src[3 * i + 2]))
+                    dst[3 * i] = truncate(f * Float(src[3 * i]) + g)
+                    dst[3 * i + 1] = truncate(f * Float(src[3 * i + 1]) + g)
+                    dst[3 * i + 2] = truncate(f * Float(src[3 * i + 2]) + g)
+                }
+            }
+        }
+        return RGBImage(width: im.width, height: im.height, pixels: out)
     }
 
     /// Hue shift by `h` turns (−0.5…0.5) in HSV, as torchvision adjust_hue (uint8 → float → uint8, truncated).
     public static func hue(_ im: RGBImage, _ h: Float) -> RGBImage {
-        var out = im.pixels
-        for i in 0..<(im.width * im.height) {
-            let r = Float(im.pixels[3 * i]) / 255, g = Float(im.pixels[3 * i + 1]) / 255, b = Float(im.pixels[3 * i + 2]) / 255
-            let maxc = max(r, g, b), minc = min(r, g, b)
-            let v = maxc, cr = maxc - minc
-            let s = cr / (maxc == 0 ? 1 : maxc)
-            let crDiv = cr == 0 ? 1 : cr
-            let rc = (maxc - r) / crDiv, gc = (maxc - g) / crDiv, bc = (maxc - b) / crDiv
-            var hh: Float
-            if maxc == r { hh = bc - gc } else if maxc == g { hh = 2 + rc - bc } else { hh = 4 + gc - rc }
-            hh = (hh / 6 + 1).truncatingRemainder(dividingBy: 1)
-            hh = (hh + h).truncatingRemainder(dividingBy: 1)
-            if hh < 0 { hh += 1 }
-            // HSV → RGB
-            let i6 = (hh * 6).rounded(.down)
-            let f = hh * 6 - i6
-            let p = v * (1 - s), q = v * (1 - s * f), t = v * (1 - s * (1 - f))
-            let sector = Int(i6) % 6
-            let (ro, go, bo): (Float, Float, Float)
-            switch sector {
-            case 0: (ro, go, bo) = (v, t, p)
-            case 1: (ro, go, bo) = (q, v, p)
-            case 2: (ro, go, bo) = (p, v, t)
-            case 3: (ro, go, bo) = (p, q, v)
-            case 4: (ro, go, bo) = (t, p, v)
-            default: (ro, go, bo) = (v, p, q)
+        var out = [UInt8](repeating: 0, count: im.pixels.count)
+        im.pixels.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                for i in 0..<(im.width * im.height) {
+                    let r = Float(src[3 * i]) / 255, g = Float(src[3 * i + 1]) / 255, b = Float(src[3 * i + 2]) / 255
+                    let maxc = max(r, g, b), minc = min(r, g, b)
+                    let v = maxc, cr = maxc - minc
+                    let s = cr / (maxc == 0 ? 1 : maxc)
+                    let crDiv = cr == 0 ? 1 : cr
+                    let rc = (maxc - r) / crDiv, gc = (maxc - g) / crDiv, bc = (maxc - b) / crDiv
+                    var hh: Float
+                    if maxc == r { hh = bc - gc } else if maxc == g { hh = 2 + rc - bc } else { hh = 4 + gc - rc }
+                    // (hh/6 + 1) mod 1, then + h mod 1; both stay within one period.
+                    hh = hh / 6 + 1
+                    if hh >= 1 { hh -= 1 }
+                    hh += h
+                    if hh >= 1 { hh -= 1 } else if hh < 0 { hh += 1 }
+                    let i6 = (hh * 6).rounded(.down)
+                    let f = hh * 6 - i6
+                    let p = v * (1 - s), q = v * (1 - s * f), t = v * (1 - s * (1 - f))
+                    let (ro, go, bo): (Float, Float, Float)
+                    switch Int(i6) % 6 {
+                    case 0: (ro, go, bo) = (v, t, p)
+                    case 1: (ro, go, bo) = (q, v, p)
+                    case 2: (ro, go, bo) = (p, v, t)
+                    case 3: (ro, go, bo) = (p, q, v)
+                    case 4: (ro, go, bo) = (t, p, v)
+                    default: (ro, go, bo) = (v, p, q)
+                    }
+                    dst[3 * i] = truncate(ro * 255); dst[3 * i + 1] = truncate(go * 255); dst[3 * i + 2] = truncate(bo * 255)
+                }
             }
-            out[3 * i] = truncate(ro * 255); out[3 * i + 1] = truncate(go * 255); out[3 * i + 2] = truncate(bo * 255)
         }
         return RGBImage(width: im.width, height: im.height, pixels: out)
     }
@@ -129,41 +149,59 @@ public enum PixelOps {
     /// reflected, rounded to bytes.
     public static func gaussianBlur(_ im: RGBImage, sigma: Double) -> RGBImage {
         guard sigma > 0 else { return im }
-        let radius = max(1, Int((3 * sigma).rounded(.up)))
+        let w = im.width, h = im.height
+        let radius = min(max(1, Int((3 * sigma).rounded(.up))), max(1, min(w, h) - 1))
         var kernel = (-radius...radius).map { Float(exp(-Double($0 * $0) / (2 * sigma * sigma))) }
         let total = kernel.reduce(0, +)
         kernel = kernel.map { $0 / total }
-        let w = im.width, h = im.height
         @inline(__always) func reflect(_ i: Int, _ n: Int) -> Int {
             var i = i
             if n == 1 { return 0 }
             while i < 0 || i >= n { i = i < 0 ? -i : 2 * (n - 1) - i }
             return i
         }
+        // Horizontal pass: each row copied once into a reflected, padded float row.
         var mid = [Float](repeating: 0, count: w * h * 3)
-        for y in 0..<h {
-            for x in 0..<w {
-                var acc = SIMD3<Float>(0, 0, 0)
-                for k in -radius...radius {
-                    let p = (y * w + reflect(x + k, w)) * 3
-                    acc += SIMD3(Float(im.pixels[p]), Float(im.pixels[p + 1]), Float(im.pixels[p + 2])) * kernel[k + radius]
+        var row = [Float](repeating: 0, count: (w + 2 * radius) * 3)
+        let taps = 2 * radius + 1
+        kernel.withUnsafeBufferPointer { k in
+            im.pixels.withUnsafeBufferPointer { src in
+                mid.withUnsafeMutableBufferPointer { m in
+                    row.withUnsafeMutableBufferPointer { r in
+                        for y in 0..<h {
+                            for x in 0..<(w + 2 * radius) {
+                                let sx = (y * w + reflect(x - radius, w)) * 3
+                                r[3 * x] = Float(src[sx]); r[3 * x + 1] = Float(src[sx + 1]); r[3 * x + 2] = Float(src[sx + 2])
+                            }
+                            for x in 0..<(w * 3) {
+                                var acc: Float = 0
+                                for t in 0..<taps { acc += r[x + 3 * t] * k[t] }
+                                m[y * w * 3 + x] = acc
+                            }
+                        }
+                    }
                 }
-                let q = (y * w + x) * 3
-                mid[q] = acc.x; mid[q + 1] = acc.y; mid[q + 2] = acc.z
             }
         }
+        // Vertical pass over whole rows (contiguous), reflected row indices.
         var out = [UInt8](repeating: 0, count: w * h * 3)
-        for y in 0..<h {
-            for x in 0..<w {
-                var acc = SIMD3<Float>(0, 0, 0)
-                for k in -radius...radius {
-                    let q = (reflect(y + k, h) * w + x) * 3
-                    acc += SIMD3(mid[q], mid[q + 1], mid[q + 2]) * kernel[k + radius]
+        let rowLen = w * 3
+        kernel.withUnsafeBufferPointer { k in
+            mid.withUnsafeBufferPointer { m in
+                out.withUnsafeMutableBufferPointer { dst in
+                    var acc = [Float](repeating: 0, count: rowLen)
+                    acc.withUnsafeMutableBufferPointer { a in
+                        for y in 0..<h {
+                            for c in 0..<rowLen { a[c] = 0 }
+                            for t in 0..<taps {
+                                let base = reflect(y + t - radius, h) * rowLen
+                                let kt = k[t]
+                                for c in 0..<rowLen { a[c] += m[base + c] * kt }
+                            }
+                            for c in 0..<rowLen { dst[y * rowLen + c] = UInt8(max(0, min(255, a[c] + 0.5))) }
+                        }
+                    }
                 }
-                let d = (y * w + x) * 3
-                out[d] = UInt8(max(0, min(255, acc.x.rounded())))
-                out[d + 1] = UInt8(max(0, min(255, acc.y.rounded())))
-                out[d + 2] = UInt8(max(0, min(255, acc.z.rounded())))
             }
         }
         return RGBImage(width: w, height: h, pixels: out)

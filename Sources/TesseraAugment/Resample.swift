@@ -90,15 +90,22 @@ public enum Resample {
             }
         }
         var out = [UInt8](repeating: 0, count: outWidth * outHeight * 3)
+        let rowLen = outWidth * 3
+        var acc = [Float](repeating: 0, count: rowLen)
         mid.withUnsafeBufferPointer { m in
             out.withUnsafeMutableBufferPointer { dst in
                 cy.weights.withUnsafeBufferPointer { w in
-                    for o in 0..<outHeight {
-                        let s = Int(cy.start[o]) - rowLo, n = Int(cy.count[o])
-                        for c in 0..<(outWidth * 3) {
-                            var acc: Float = 0
-                            for k in 0..<n { acc += m[(s + k) * outWidth * 3 + c] * w[o * cy.maxCount + k] }
-                            dst[o * outWidth * 3 + c] = UInt8(max(0, min(255, acc.rounded())))
+                    acc.withUnsafeMutableBufferPointer { a in
+                        // Whole rows at a time: contiguous, so the inner loop vectorizes.
+                        for o in 0..<outHeight {
+                            let s = Int(cy.start[o]) - rowLo, n = Int(cy.count[o])
+                            for c in 0..<rowLen { a[c] = 0.5 }
+                            for k in 0..<n {
+                                let wk = w[o * cy.maxCount + k], base = (s + k) * rowLen
+                                for c in 0..<rowLen { a[c] += m[base + c] * wk }
+                            }
+                            let d = o * rowLen
+                            for c in 0..<rowLen { dst[d + c] = UInt8(max(0, min(255, a[c]))) }
                         }
                     }
                 }
