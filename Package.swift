@@ -43,12 +43,12 @@ let package = Package(
                           swiftSettings: optimize),
         .target(name: "TesseraTestSupport", path: "Tests/Support"),
         .testTarget(name: "TesseraCoreTests", dependencies: ["TesseraCore"]),
-        .testTarget(name: "TesseraShardsTests", dependencies: ["TesseraShards"]),
-        .testTarget(name: "TesseraSplitsTests", dependencies: ["TesseraSplits", "TesseraTestSupport"]),
-        .testTarget(name: "TesseraAugmentTests", dependencies: ["TesseraAugment", "TesseraSlide", "TesseraTestSupport"]),
-        .testTarget(name: "TesseraStainTests", dependencies: ["TesseraStain", "TesseraSlide", "TesseraTestSupport"]),
-        .testTarget(name: "TesseraSlideTests", dependencies: ["TesseraSlide", "TesseraTestSupport"]),
-        .testTarget(name: "TesseraPipelineTests", dependencies: ["TesseraPipeline", "TesseraShards", "TesseraSlide", "TesseraTestSupport"]),
+        .testTarget(name: "TesseraShardsTests", dependencies: ["TesseraShards", "TesseraCore"]),
+        .testTarget(name: "TesseraSplitsTests", dependencies: ["TesseraSplits", "TesseraCore", "TesseraTestSupport"]),
+        .testTarget(name: "TesseraAugmentTests", dependencies: ["TesseraAugment", "TesseraCore", "TesseraPipeline", "TesseraSlide", "TesseraTestSupport"]),
+        .testTarget(name: "TesseraStainTests", dependencies: ["TesseraStain", "TesseraCore", "TesseraSlide", "TesseraTestSupport"]),
+        .testTarget(name: "TesseraSlideTests", dependencies: ["TesseraSlide", "TesseraCore", "TesseraTestSupport"]),
+        .testTarget(name: "TesseraPipelineTests", dependencies: ["TesseraPipeline", "TesseraCore", "TesseraShards", "TesseraSlide", "TesseraSplits", "TesseraStain", "TesseraAugment", "TesseraTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )
