@@ -173,10 +173,12 @@ public enum PixelOps {
                                 let sx = (y * w + reflect(x - radius, w)) * 3
                                 r[3 * x] = Float(src[sx]); r[3 * x + 1] = Float(src[sx + 1]); r[3 * x + 2] = Float(src[sx + 2])
                             }
-                            for x in 0..<(w * 3) {
-                                var acc: Float = 0
-                                for t in 0..<taps { acc += r[x + 3 * t] * k[t] }
-                                m[y * w * 3 + x] = acc
+                            // Tap-outer over the whole row: contiguous, vectorizable.
+                            let mp = m.baseAddress! + y * w * 3, rp = r.baseAddress!
+                            for x in 0..<(w * 3) { mp[x] = 0 }
+                            for t in 0..<taps {
+                                let kt = k[t], src = rp + 3 * t
+                                for x in 0..<(w * 3) { mp[x] += src[x] * kt }
                             }
                         }
                     }
@@ -192,13 +194,15 @@ public enum PixelOps {
                     var acc = [Float](repeating: 0, count: rowLen)
                     acc.withUnsafeMutableBufferPointer { a in
                         for y in 0..<h {
-                            for c in 0..<rowLen { a[c] = 0 }
+                            let ap = a.baseAddress!
+                            for c in 0..<rowLen { ap[c] = 0.5 }
                             for t in 0..<taps {
-                                let base = reflect(y + t - radius, h) * rowLen
+                                let mp = m.baseAddress! + reflect(y + t - radius, h) * rowLen
                                 let kt = k[t]
-                                for c in 0..<rowLen { a[c] += m[base + c] * kt }
+                                for c in 0..<rowLen { ap[c] += mp[c] * kt }
                             }
-                            for c in 0..<rowLen { dst[y * rowLen + c] = UInt8(max(0, min(255, a[c] + 0.5))) }
+                            let dp = dst.baseAddress! + y * rowLen
+                            for c in 0..<rowLen { dp[c] = UInt8(max(0, min(255, ap[c]))) }
                         }
                     }
                 }

@@ -100,12 +100,14 @@ public enum Resample {
                         for o in 0..<outHeight {
                             let s = Int(cy.start[o]) - rowLo, n = Int(cy.count[o])
                             for c in 0..<rowLen { a[c] = 0.5 }
+                            let ap = a.baseAddress!
                             for k in 0..<n {
-                                let wk = w[o * cy.maxCount + k], base = (s + k) * rowLen
-                                for c in 0..<rowLen { a[c] += m[base + c] * wk }
+                                let wk = w[o * cy.maxCount + k]
+                                let mp = m.baseAddress! + (s + k) * rowLen
+                                for c in 0..<rowLen { ap[c] += mp[c] * wk }
                             }
-                            let d = o * rowLen
-                            for c in 0..<rowLen { dst[d + c] = UInt8(max(0, min(255, a[c]))) }
+                            let dp = dst.baseAddress! + o * rowLen
+                            for c in 0..<rowLen { dp[c] = UInt8(max(0, min(255, ap[c]))) }
                         }
                     }
                 }
