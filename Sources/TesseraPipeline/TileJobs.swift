@@ -141,7 +141,19 @@ struct TileWorker: Sendable {
             var e: [[UInt8]] = [], s: [String] = []
             let fixed = config.stainFit == .slide ? context?.stainSource(for: prepared, normalizer: normalizer, tiles: 32) : nil
             for o in origins {
-                let crop = image.crop(x: o.x, y: o.y, width: size, height: size)
+                // The tile's rows copied straight into an uninitialized buffer (no zero fill first).
+                precondition(o.x >= 0 && o.y >= 0 && o.x + size <= image.width && o.y + size <= image.height, "tile outside strip")
+                let row = 3 * size
+                let pixels = [UInt8](unsafeUninitializedCapacity: row * size) { dst, count in
+                    image.pixels.withUnsafeBufferPointer { src in
+                        for r in 0..<size {
+                            let from = src.baseAddress! + ((o.y + r) * image.width + o.x) * 3
+                            (dst.baseAddress! + r * row).initialize(from: from, count: row)
+                        }
+                    }
+                    count = row * size
+                }
+                let crop = RGBImage(width: size, height: size, pixels: pixels)
                 let (tile, changed): (RGBImage, Bool)
                 if config.stainFit == .slide {
                     tile = fixed.map { normalizer.transform(crop, source: $0) } ?? crop

@@ -41,6 +41,12 @@ public final class OpenCVLab8: Sendable {
         cbrts[324] = 17745
         cbrtTable = cbrts
         coefficients = (0..<9).map { k in Int32((4096 * m[k] / white[k / 3]).rounded(.toNearestOrEven)) }
+        var terms = [SIMD4<Int32>](repeating: .zero, count: 768)
+        for ch in 0..<3 { for v in 0..<256 {
+            let g = gammaTable[v], c = coefficients
+            terms[256 * ch + v] = SIMD4(g * c[ch], g * c[3 + ch], g * c[6 + ch], 0)
+        } }
+        xyzTerms = terms
 
         var ys: [Int32] = [], ifys: [Int32] = []
         for ll in 0..<256 {
@@ -86,29 +92,39 @@ public final class OpenCVLab8: Sendable {
         return SIMD3(Self.saturate(L), Self.saturate(a), Self.saturate(bb))
     }
 
+    /// Per input channel, the gamma-linearized value times the three XYZ coefficients of that
+    /// channel: (X, Y, Z) sums are then three vector loads and two adds.
+    let xyzTerms: [SIMD4<Int32>]
+
     /// Converts a whole RGB buffer to 8-bit Lab (3 bytes per pixel) and counts each channel's values.
     public func labImage(_ src: UnsafeBufferPointer<UInt8>, into dst: UnsafeMutableBufferPointer<UInt8>,
                          histograms: UnsafeMutablePointer<Int>? = nil) {
         let n = src.count / 3
-        gammaTable.withUnsafeBufferPointer { gt in
+        precondition(dst.count >= 3 * n)
+        guard n > 0, let s = src.baseAddress, let d = dst.baseAddress else { return }
+        // Two interleaved sets of counts (even / odd pixels): runs of equal values then do not
+        // chain every increment on the previous one.
+        let counts = UnsafeMutablePointer<Int>.allocate(capacity: 2 * 768)
+        defer { counts.deallocate() }
+        counts.initialize(repeating: 0, count: 2 * 768)
+        xyzTerms.withUnsafeBufferPointer { tb in
             cbrtTable.withUnsafeBufferPointer { ct in
-                let c0 = coefficients[0], c1 = coefficients[1], c2 = coefficients[2]
-                let c3 = coefficients[3], c4 = coefficients[4], c5 = coefficients[5]
-                let c6 = coefficients[6], c7 = coefficients[7], c8 = coefficients[8]
+                let t = tb.baseAddress!
+                let round = SIMD4<Int32>(repeating: 2048)
                 for i in 0..<n {
-                    let R = gt[Int(src[3 * i])], G = gt[Int(src[3 * i + 1])], B = gt[Int(src[3 * i + 2])]
-                    let fX = ct[Int((R &* c0 &+ G &* c1 &+ B &* c2 &+ 2048) >> 12)]
-                    let fY = ct[Int((R &* c3 &+ G &* c4 &+ B &* c5 &+ 2048) >> 12)]
-                    let fZ = ct[Int((R &* c6 &+ G &* c7 &+ B &* c8 &+ 2048) >> 12)]
+                    let sum = (t[Int(s[3 * i])] &+ t[256 + Int(s[3 * i + 1])] &+ t[512 + Int(s[3 * i + 2])] &+ round) &>> 12
+                    let fX = ct[Int(sum.x)], fY = ct[Int(sum.y)], fZ = ct[Int(sum.z)]
                     let L = Self.saturate((296 &* fY &- 1_336_934 &+ 16384) >> 15)
                     let a = Self.saturate((500 &* (fX &- fY) &+ 128 &* 32768 &+ 16384) >> 15)
                     let b = Self.saturate((200 &* (fY &- fZ) &+ 128 &* 32768 &+ 16384) >> 15)
-                    dst[3 * i] = L; dst[3 * i + 1] = a; dst[3 * i + 2] = b
-                    if let h = histograms {
-                        h[Int(L)] += 1; h[256 + Int(a)] += 1; h[512 + Int(b)] += 1
-                    }
+                    d[3 * i] = L; d[3 * i + 1] = a; d[3 * i + 2] = b
+                    let h = counts + 768 * (i & 1)
+                    h[Int(L)] &+= 1; h[256 + Int(a)] &+= 1; h[512 + Int(b)] &+= 1
                 }
             }
+        }
+        if let h = histograms {
+            for v in 0..<768 { h[v] += counts[v] + counts[768 + v] }
         }
     }
 
@@ -116,27 +132,34 @@ public final class OpenCVLab8: Sendable {
     /// (`maps`: 768 bytes, L then a then b).
     public func rgbImage(_ src: UnsafeBufferPointer<UInt8>, maps: UnsafeBufferPointer<UInt8>, into dst: UnsafeMutableBufferPointer<UInt8>) {
         let n = src.count / 3
-        yTable.withUnsafeBufferPointer { yt in
-            ifyTable.withUnsafeBufferPointer { it in
-                abToXZ.withUnsafeBufferPointer { xz in
-                    inverseGamma.withUnsafeBufferPointer { ig in
-                        let c = Self.inverseCoefficients
-                        let r0 = c[0], r1 = c[1], r2 = c[2], g0 = c[3], g1 = c[4], g2 = c[5], b0 = c[6], b1 = c[7], b2 = c[8]
-                        let minAB = Self.minAB
-                        for i in 0..<n {
-                            let l8 = Int(maps[Int(src[3 * i])]), a8 = Int32(maps[256 + Int(src[3 * i + 1])]), b8 = Int32(maps[512 + Int(src[3 * i + 2])])
-                            let y = yt[l8], ify = it[l8]
-                            let adiv = ((5 &* a8 &* 53687 &+ 128) >> 13) &- 4194
-                            let bdiv = ((b8 &* 41943 &+ 16) >> 9) &- 10485 &+ 1
-                            let x = xz[Int(ify &+ adiv) - minAB], z = xz[Int(ify &- bdiv) - minAB]
-                            let r = (r0 &* x &+ r1 &* y &+ r2 &* z &+ 8192) >> 14
-                            let g = (g0 &* x &+ g1 &* y &+ g2 &* z &+ 8192) >> 14
-                            let b = (b0 &* x &+ b1 &* y &+ b2 &* z &+ 8192) >> 14
-                            dst[3 * i] = ig[Int(max(0, min(4095, r)))]
-                            dst[3 * i + 1] = ig[Int(max(0, min(4095, g)))]
-                            dst[3 * i + 2] = ig[Int(max(0, min(4095, b)))]
-                        }
-                    }
+        precondition(dst.count >= 3 * n && maps.count >= 768)
+        guard n > 0, let s = src.baseAddress, let d = dst.baseAddress else { return }
+        // The maps folded into the per-byte parts of the conversion: y and f(y) per L byte, the a
+        // and b offsets per a and b byte (the integer expressions of `rgb`, evaluated once per byte).
+        let folded = UnsafeMutablePointer<Int32>.allocate(capacity: 4 * 256)
+        defer { folded.deallocate() }
+        for v in 0..<256 {
+            let l8 = Int(maps[v]), a8 = Int32(maps[256 + v]), b8 = Int32(maps[512 + v])
+            folded[v] = yTable[l8]
+            folded[256 + v] = ifyTable[l8] &- Int32(Self.minAB)
+            folded[512 + v] = ((5 &* a8 &* 53687 &+ 128) >> 13) &- 4194
+            folded[768 + v] = ((b8 &* 41943 &+ 16) >> 9) &- 10485 &+ 1
+        }
+        abToXZ.withUnsafeBufferPointer { xz in
+            inverseGamma.withUnsafeBufferPointer { ig in
+                let c = Self.inverseCoefficients
+                let r0 = c[0], r1 = c[1], r2 = c[2], g0 = c[3], g1 = c[4], g2 = c[5], b0 = c[6], b1 = c[7], b2 = c[8]
+                for i in 0..<n {
+                    let l = Int(s[3 * i])
+                    let y = folded[l], ify = folded[256 + l]
+                    let adiv = folded[512 + Int(s[3 * i + 1])], bdiv = folded[768 + Int(s[3 * i + 2])]
+                    let x = xz[Int(ify &+ adiv)], z = xz[Int(ify &- bdiv)]
+                    let r = (r0 &* x &+ r1 &* y &+ r2 &* z &+ 8192) >> 14
+                    let g = (g0 &* x &+ g1 &* y &+ g2 &* z &+ 8192) >> 14
+                    let b = (b0 &* x &+ b1 &* y &+ b2 &* z &+ 8192) >> 14
+                    d[3 * i] = ig[Int(max(0, min(4095, r)))]
+                    d[3 * i + 1] = ig[Int(max(0, min(4095, g)))]
+                    d[3 * i + 2] = ig[Int(max(0, min(4095, b)))]
                 }
             }
         }

@@ -28,7 +28,7 @@ extension StainNormalizer {
         case (.none, _):
             return image
         case (.macenko, .stain(let s)):
-            return FixedTransform.leastSquares(image, source: s, target: target.stainMatrix!, od: .plusOne(io: 240), io: 240)
+            return FixedTransform.leastSquares(image, source: s, target: target.stainMatrix!, od: ODTable.plusOne240, io: 240)
         case (.macenkoStaintools, .stain(let s)), (.vahadane, .stain(let s)):
             return FixedTransform.lasso(image, source: s, target: target.stainMatrix!)
         case (.reinhard, .lab(let m, let sd)):
@@ -47,7 +47,13 @@ enum FixedTransform {
     /// M = HE_target · diag(1/scale) · pinv(HE_source); per channel and input channel a 256-entry
     /// table of M[c][k]·od[v] leaves nine lookups and six additions per pixel.
     static func leastSquares(_ image: RGBImage, source: StainMatrix, target: StainMatrix, od: ODTable, io: Double) -> RGBImage {
-        guard let p = Macenko.pseudoInverse(source.vectors) else { return image }
+        guard let m = leastSquaresMap(source: source, target: target) else { return image }
+        return leastSquaresProduct(image, map: m, od: od, io: io) ?? leastSquaresExact(image, map: m, od: od, io: io)
+    }
+
+    /// M = HE_target · diag(1/scale) · pinv(HE_source), row-major 3×3 (nil when not finite).
+    static func leastSquaresMap(source: StainMatrix, target: StainMatrix) -> [Double]? {
+        guard let p = Macenko.pseudoInverse(source.vectors) else { return nil }
         let s0 = source.maxConcentrations[0] / target.maxConcentrations[0]
         let s1 = source.maxConcentrations[1] / target.maxConcentrations[1]
         var m = [Double](repeating: 0, count: 9)
@@ -57,7 +63,71 @@ enum FixedTransform {
             m[3 * c + 1] = h * p.0.y + e * p.1.y
             m[3 * c + 2] = h * p.0.z + e * p.1.z
         }
-        guard m.allSatisfy(\.isFinite) else { return image }
+        return m.allSatisfy(\.isFinite) ? m : nil
+    }
+
+    /// Io·e^(−Σₖ M[c][k]·od[vₖ]) = Πₖ Eₖ[vₖ][c] with Eₖ[v][c] = e^(−M[c][k]·od[v]) (Io folded into E₀):
+    /// three float table loads and two multiplies per pixel, then ⌊min(255, ·)⌋. Float rounding moves a
+    /// value by at most ~4e-5 grey levels, so a byte can differ from the exact path's only where the
+    /// exact value lies that close to an integer, and then by 1 (tested). Nil when an exponent is so
+    /// large (a degenerate fit) that float factors could overflow; the exact path handles that.
+    static func leastSquaresProduct(_ image: RGBImage, map m: [Double], od: ODTable, io: Double) -> RGBImage? {
+        var table = [SIMD4<Float>](repeating: .zero, count: 768)
+        for k in 0..<3 { for v in 0..<256 {
+            let x = SIMD3(m[k] * od.od[v], m[3 + k] * od.od[v], m[6 + k] * od.od[v])
+            guard abs(x.x) <= 60 && abs(x.y) <= 60 && abs(x.z) <= 60 else { return nil }
+            let f = k == 0 ? io : 1
+            table[256 * k + v] = SIMD4(Float(f * exp(-x.x)), Float(f * exp(-x.y)), Float(f * exp(-x.z)), 0)
+        } }
+        let n = image.width * image.height
+        let out = [UInt8](unsafeUninitializedCapacity: 3 * n) { dst, count in
+            table.withUnsafeBufferPointer { t in
+                image.pixels.withUnsafeBufferPointer { src in
+                    productKernel(src, t, dst, n)
+                }
+            }
+            count = 3 * n
+        }
+        return RGBImage(width: image.width, height: image.height, pixels: out)
+    }
+
+    /// The per-pixel loop of `leastSquaresProduct`.
+    @inline(__always) static func productKernel(_ src: UnsafeBufferPointer<UInt8>, _ t: UnsafeBufferPointer<SIMD4<Float>>,
+                                                _ dst: UnsafeMutableBufferPointer<UInt8>, _ n: Int) {
+        guard let s = src.baseAddress, let d = dst.baseAddress, let tb = t.baseAddress, n > 0 else { return }
+        precondition(src.count >= 3 * n && dst.count >= 3 * n && t.count >= 768)
+        // ⌊min(255, y)⌋ for y ≥ 0 in integer SIMD only (no lane masks, no checked conversions): the
+        // bit patterns of non-negative floats order like the floats, so a sign bit does the clamp;
+        // y + 2²³ rounds to the nearest integer in its low mantissa bits, one less where that went up.
+        let capBits = SIMD4<Int32>(repeating: Int32(bitPattern: Float(255).bitPattern))
+        let magic = SIMD4<Float>(repeating: 8_388_608)
+        let magicBits = SIMD4<Int32>(repeating: 0x4B00_0000)
+        @inline(__always) func bytes(_ i: Int) -> SIMD4<Int32> {
+            let p = tb[Int(s[3 * i])] * tb[256 + Int(s[3 * i + 1])] * tb[512 + Int(s[3 * i + 2])]
+            let pb = unsafeBitCast(p, to: SIMD4<Int32>.self)
+            let over = capBits &- pb
+            let yb = pb &+ (over & (over &>> 31))
+            let y = unsafeBitCast(yb, to: SIMD4<Float>.self)
+            let shifted = y + magic
+            let below = yb &- unsafeBitCast(shifted - magic, to: SIMD4<Int32>.self)
+            return (unsafeBitCast(shifted, to: SIMD4<Int32>.self) &- magicBits) &+ (below &>> 31)
+        }
+        // All but the last pixel store four bytes at once (the fourth is the next pixel's first,
+        // written again right after), so src and dst must not overlap.
+        precondition(UnsafeRawPointer(s) + 3 * n <= UnsafeRawPointer(d) || UnsafeRawPointer(d) + 3 * n <= UnsafeRawPointer(s))
+        let raw = UnsafeMutableRawPointer(d)
+        for i in 0..<(n - 1) {
+            let v = bytes(i)
+            raw.storeBytes(of: UInt32(truncatingIfNeeded: v.x | (v.y &<< 8) | (v.z &<< 16)), toByteOffset: 3 * i, as: UInt32.self)
+        }
+        let v = bytes(n - 1)
+        d[3 * n - 3] = UInt8(truncatingIfNeeded: v.x)
+        d[3 * n - 2] = UInt8(truncatingIfNeeded: v.y)
+        d[3 * n - 1] = UInt8(truncatingIfNeeded: v.z)
+    }
+
+    /// The exact path: the optical density x per channel, then ⌊min(255, Io·e^(−x))⌋ by `ODToByte`.
+    static func leastSquaresExact(_ image: RGBImage, map m: [Double], od: ODTable, io: Double) -> RGBImage {
         // table[256·k + v] = the contribution of input channel k at value v to the three outputs.
         var table = [SIMD4<Double>](repeating: .zero, count: 3 * 256)
         for k in 0..<3 { for v in 0..<256 {
@@ -125,11 +195,11 @@ enum FixedTransform {
             maps[256 + v] = Reinhard.truncByte(((Double(v) - 128 - mean[1]) * (targetStd[1] / std[1]) + targetMean[1]) + 128)
             maps[512 + v] = Reinhard.truncByte(((Double(v) - 128 - mean[2]) * (targetStd[2] / std[2]) + targetMean[2]) + 128)
         }
-        var out = [UInt8](repeating: 0, count: lab.count)
-        lab.withUnsafeBufferPointer { src in
-            maps.withUnsafeBufferPointer { m in
-                out.withUnsafeMutableBufferPointer { OpenCVLab8.shared.rgbImage(src, maps: m, into: $0) }
+        let out = [UInt8](unsafeUninitializedCapacity: lab.count) { dst, count in
+            lab.withUnsafeBufferPointer { src in
+                maps.withUnsafeBufferPointer { m in OpenCVLab8.shared.rgbImage(src, maps: m, into: dst) }
             }
+            count = lab.count
         }
         return RGBImage(width: width, height: height, pixels: out)
     }

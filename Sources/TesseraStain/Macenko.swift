@@ -53,6 +53,13 @@ public enum Macenko {
     /// Fits stain vectors and maximum concentrations to an image (all of its pixels count for the
     /// concentrations; only tissue pixels for the vectors).
     public static func fit(_ image: RGBImage, options o: MacenkoOptions = MacenkoOptions()) throws -> StainMatrix {
+        if o.variant == .torchstain { return try MacenkoFast.fit(image, options: o) }
+        return try referenceFit(image, options: o)
+    }
+
+    /// The straightforward fit (index list of tissue pixels, two-pass covariance, histogram
+    /// selections): the staintools variant, and the reference the fast torchstain path is tested against.
+    static func referenceFit(_ image: RGBImage, options o: MacenkoOptions = MacenkoOptions()) throws -> StainMatrix {
         let n = image.width * image.height
         guard n > 0 else { throw StainFitError(reason: "empty image") }
         let table = o.variant == .torchstain ? ODTable.plusOne(io: o.io) : ODTable.staintools()
@@ -258,7 +265,7 @@ public enum Macenko {
     public static func normalize(_ image: RGBImage, to target: StainMatrix, options o: MacenkoOptions = MacenkoOptions()) throws -> RGBImage {
         let source = try fit(image, options: o)
         switch o.variant {
-        case .torchstain: return FixedTransform.leastSquares(image, source: source, target: target, od: .plusOne(io: o.io), io: o.io)
+        case .torchstain: return FixedTransform.leastSquares(image, source: source, target: target, od: .cachedPlusOne(io: o.io), io: o.io)
         case .staintools: return FixedTransform.lasso(image, source: source, target: target)
         }
     }

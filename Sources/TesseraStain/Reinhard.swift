@@ -40,12 +40,12 @@ public enum Reinhard {
     /// statistics only depend on how often each byte occurs).
     static func lab8Statistics(_ image: RGBImage) -> (lab: [UInt8], stats: (mean: [Double], std: [Double])) {
         let n = image.width * image.height
-        var lab = [UInt8](repeating: 0, count: 3 * n)
         var counts = [Int](repeating: 0, count: 768)
-        image.pixels.withUnsafeBufferPointer { src in
-            lab.withUnsafeMutableBufferPointer { dst in
+        let lab = [UInt8](unsafeUninitializedCapacity: 3 * n) { dst, count in
+            image.pixels.withUnsafeBufferPointer { src in
                 counts.withUnsafeMutableBufferPointer { OpenCVLab8.shared.labImage(src, into: dst, histograms: $0.baseAddress) }
             }
+            count = 3 * n
         }
         var mean = [Double](), std = [Double]()
         for c in 0..<3 {

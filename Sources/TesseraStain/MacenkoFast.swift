@@ -1,0 +1,209 @@
+import Foundation
+import TesseraCore
+
+extension ODTable {
+    /// torchstain's table for Io = 240 (the default), built once.
+    static let plusOne240 = ODTable.plusOne(io: 240)
+
+    static func cachedPlusOne(io: Double) -> ODTable { io == 240 ? plusOne240 : plusOne(io: io) }
+}
+
+/// The torchstain-variant Macenko fit in three passes over the pixels, no per-pixel storage but
+/// the tissue colours:
+/// 1. tissue test and covariance sums together (one pass; sums of OD shifted by a constant, so
+///    the one-pass formula loses nothing that matters next to the 0.005 tolerance);
+/// 2. pseudo-angles of the tissue pixels, collecting only the two 1 % tails (`TailPercentile`);
+/// 3. both concentrations of every pixel at once, collecting only their upper 1 % tails.
+/// Same definitions as `Macenko.referenceFit` (the stain vectors agree to ~1e-12, the maximum
+/// concentrations exactly whenever the vectors do); tested against it on the fixture images.
+enum MacenkoFast {
+    /// The shift subtracted from OD before the covariance sums (a typical tissue OD).
+    static let shift = 0.5
+
+    static func fit(_ image: RGBImage, options o: MacenkoOptions) throws -> StainMatrix {
+        let n = image.width * image.height
+        guard n > 0 else { throw StainFitError(reason: "empty image") }
+        let od = ODTable.cachedPlusOne(io: o.io).od
+        // Tissue = OD ≥ β on every channel = every byte ≤ cutoff (OD decreases with intensity).
+        var cutoff = -1
+        for v in 0..<256 where od[v] >= o.beta { cutoff = v }
+        let need = max(2, o.minTissuePixels)
+        guard cutoff >= 0 else { throw StainFitError(reason: "only 0 stained pixels (need \(need))") }
+        let cut = UInt8(cutoff)
+        var shifted = [Double](repeating: 0, count: 256)
+        for v in 0..<256 { shifted[v] = od[v] - shift }
+
+        return try image.pixels.withUnsafeBufferPointer { p -> StainMatrix in
+            // Tissue colours packed r | g << 8 | b << 16 (the angle pass needs nothing else).
+            let tissue = UnsafeMutablePointer<UInt32>.allocate(capacity: n)
+            defer { tissue.deallocate() }
+            // The tissue list first, branch-free (tissue and background interleave unpredictably)…
+            // (a 0/1 table rather than a comparison, which the compiler would turn back into a branch).
+            var m = 0
+            let isTissue = UnsafeMutablePointer<UInt8>.allocate(capacity: 256)
+            defer { isTissue.deallocate() }
+            for v in 0..<256 { isTissue[v] = v <= Int(cut) ? 1 : 0 }
+            if let px = p.baseAddress {
+                for i in 0..<n {
+                    let r = px[3 * i], g = px[3 * i + 1], b = px[3 * i + 2]
+                    tissue[m] = UInt32(r) | UInt32(g) << 8 | UInt32(b) << 16
+                    m &+= Int(isTissue[Int(max(r, max(g, b)))])
+                }
+            }
+            // … then the covariance sums over it.
+            var s0 = 0.0, s1 = 0.0, s2 = 0.0
+            var c00 = 0.0, c01 = 0.0, c02 = 0.0, c11 = 0.0, c12 = 0.0, c22 = 0.0
+            shifted.withUnsafeBufferPointer { d in
+                for k in 0..<m {
+                    let c = tissue[k]
+                    let x = d[Int(c & 0xFF)], y = d[Int((c >> 8) & 0xFF)], z = d[Int(c >> 16)]
+                    s0 += x; s1 += y; s2 += z
+                    c00 += x * x; c01 += x * y; c02 += x * z
+                    c11 += y * y; c12 += y * z; c22 += z * z
+                }
+            }
+            guard m >= need else { throw StainFitError(reason: "only \(m) stained pixels (need \(need))") }
+            // Sample covariance (ddof = 1) from the shifted sums.
+            let fm = Double(m), f = 1 / Double(m - 1)
+            let cov = [c00 - s0 * s0 / fm, c01 - s0 * s1 / fm, c02 - s0 * s2 / fm,
+                       c01 - s0 * s1 / fm, c11 - s1 * s1 / fm, c12 - s1 * s2 / fm,
+                       c02 - s0 * s2 / fm, c12 - s1 * s2 / fm, c22 - s2 * s2 / fm].map { $0 * f }
+            guard let (_, v) = LinearAlgebra.symmetricEigen(cov, n: 3) else {
+                throw StainFitError(reason: "eigen-decomposition failed")
+            }
+            let e1 = SIMD3(v[1], v[4], v[7]), e2 = SIMD3(v[2], v[5], v[8])
+            let (minPhi, maxPhi) = angles(UnsafeBufferPointer(start: tissue, count: m), e1: e1, e2: e2, od: od, alpha: o.alpha)
+            guard minPhi.isFinite && maxPhi.isFinite else { throw StainFitError(reason: "non-finite angles") }
+            let vMin = e1 * cos(minPhi) + e2 * sin(minPhi)
+            let vMax = e1 * cos(maxPhi) + e2 * sin(maxPhi)
+            let (h, e) = vMin.x > vMax.x ? (vMin, vMax) : (vMax, vMin)
+            let vectors = [[h.x, h.y, h.z], [e.x, e.y, e.z]]
+            guard vectors.joined().allSatisfy(\.isFinite) else { throw StainFitError(reason: "non-finite stain vectors") }
+            let maxC = try maxConcentrations(p, count: n, vectors: vectors, od: od)
+            return StainMatrix(vectors: vectors, maxConcentrations: maxC)
+        }
+    }
+
+    /// The α and 100 − α percentiles of the tissue angles atan2(e2·od, e1·od), numpy-linear:
+    /// selected on the pseudo-angle (same order), interpolated between the true angles.
+    static func angles(_ tissue: UnsafeBufferPointer<UInt32>, e1: SIMD3<Double>, e2: SIMD3<Double>, od: [Double], alpha: Double) -> (Double, Double) {
+        let m = tissue.count
+        // t[256·c + v] = (e1[c]·od[v], e2[c]·od[v]): the two projections are sums of three entries.
+        var table = [SIMD2<Double>](repeating: .zero, count: 768)
+        for v in 0..<256 {
+            table[v] = SIMD2(e1.x * od[v], e2.x * od[v])
+            table[256 + v] = SIMD2(e1.y * od[v], e2.y * od[v])
+            table[512 + v] = SIMD2(e1.z * od[v], e2.z * od[v])
+        }
+        var low = TailPercentile(count: m, q: alpha), high = TailPercentile(count: m, q: 100 - alpha)
+        return table.withUnsafeBufferPointer { t -> (Double, Double) in
+            @inline(__always) func xy(_ c: UInt32) -> SIMD2<Double> {
+                t[Int(c & 0xFF)] + t[256 + Int((c >> 8) & 0xFF)] + t[512 + Int(c >> 16)]
+            }
+            @inline(__always) func angle(_ c: UInt32) -> Double {
+                let q = xy(c)
+                return Macenko.pseudoAngle(q.y, q.x)
+            }
+            let size = TailPercentile.sampleSize(count: m)
+            if size > 0 {
+                let sample = UnsafeMutableBufferPointer<Double>.allocate(capacity: size)
+                defer { sample.deallocate() }
+                let stride = m / size
+                for j in 0..<size { sample[j] = angle(tissue[j * stride + stride / 2]) }
+                low.setThreshold(sample: sample)
+                for j in 0..<size { sample[j] = angle(tissue[j * stride + stride / 2]) }
+                high.setThreshold(sample: sample)
+            }
+            // Branch-free collection: every value is written, the count only moves past those kept.
+            let lowValues = UnsafeMutablePointer<Double>.allocate(capacity: m + 1), lowKeys = UnsafeMutablePointer<UInt32>.allocate(capacity: m + 1)
+            let highValues = UnsafeMutablePointer<Double>.allocate(capacity: m + 1), highKeys = UnsafeMutablePointer<UInt32>.allocate(capacity: m + 1)
+            defer { lowValues.deallocate(); lowKeys.deallocate(); highValues.deallocate(); highKeys.deallocate() }
+            var nLow = 0, nHigh = 0
+            let lt = low.threshold + 0, ht = high.threshold + 0
+            for k in 0..<m {
+                let c = tissue[k]
+                let a = angle(c) + 0
+                lowValues[nLow] = a; lowKeys[nLow] = c
+                highValues[nHigh] = a; highKeys[nHigh] = c
+                nLow &+= notBelow(lt, a)
+                nHigh &+= notBelow(a, ht)
+            }
+            func percentile(_ tail: TailPercentile, _ valuePointer: UnsafeMutablePointer<Double>, _ keyPointer: UnsafeMutablePointer<UInt32>, _ count: Int) -> Double {
+                let values = UnsafeBufferPointer(start: valuePointer, count: count), keys = UnsafeBufferPointer(start: keyPointer, count: count)
+                let copy = UnsafeMutableBufferPointer<Double>.allocate(capacity: count)
+                defer { copy.deallocate() }
+                _ = copy.initialize(from: values)
+                let lo: UInt32, hi: UInt32, weight: Double
+                if let r = tail.finish(copy) {
+                    // The colours of the two order statistics (any with that pseudo-angle).
+                    let v = values, kk = keys
+                    lo = kk[v.firstIndex(of: r.lo)!]
+                    hi = kk[v.firstIndex(of: r.hi)!]
+                    weight = tail.t
+                } else {
+                    let s = OrderStatistics.percentile(count: m, tail.q) { angle(tissue[$0]) }
+                    lo = tissue[s.lo]; hi = tissue[s.hi]
+                    weight = tail.t
+                }
+                let a = xy(lo), b = xy(hi)
+                return Percentile.lerp(atan2(a.y, a.x), atan2(b.y, b.x), weight)
+            }
+            return (percentile(low, lowValues, lowKeys, nLow), percentile(high, highValues, highKeys, nHigh))
+        }
+    }
+
+    /// 1 when v ≥ t, else 0, from the sign of v − t (no comparison for the compiler to make a branch
+    /// of). Exact for finite or infinite v, t that are not −0 (callers add +0, which turns −0 into +0):
+    /// v − t is +0 when they are equal and never rounds to zero when they differ.
+    @inline(__always) static func notBelow(_ v: Double, _ t: Double) -> Int {
+        Int(truncatingIfNeeded: ((v - t).bitPattern >> 63) ^ 1)
+    }
+
+    /// 99th percentiles of both least-squares concentrations over all pixels.
+    static func maxConcentrations(_ p: UnsafeBufferPointer<UInt8>, count n: Int, vectors: [[Double]], od: [Double]) throws -> [Double] {
+        guard let pinv = Macenko.pseudoInverse(vectors) else {
+            throw StainFitError(reason: "the stain vectors are degenerate (a flat colour?)")
+        }
+        var table = [SIMD2<Double>](repeating: .zero, count: 768)
+        for v in 0..<256 {
+            table[v] = SIMD2(pinv.0.x * od[v], pinv.1.x * od[v])
+            table[256 + v] = SIMD2(pinv.0.y * od[v], pinv.1.y * od[v])
+            table[512 + v] = SIMD2(pinv.0.z * od[v], pinv.1.z * od[v])
+        }
+        var tails = [TailPercentile(count: n, q: 99), TailPercentile(count: n, q: 99)]
+        let maxC = table.withUnsafeBufferPointer { t -> [Double] in
+            guard let px = p.baseAddress else { return [] }
+            @inline(__always) func conc(_ i: Int) -> SIMD2<Double> {
+                t[Int(px[3 * i])] + t[256 + Int(px[3 * i + 1])] + t[512 + Int(px[3 * i + 2])]
+            }
+            let size = TailPercentile.sampleSize(count: n)
+            if size > 0 {
+                let sample = UnsafeMutableBufferPointer<Double>.allocate(capacity: size)
+                defer { sample.deallocate() }
+                let stride = n / size
+                for s in 0..<2 {
+                    for j in 0..<size { sample[j] = conc(j * stride + stride / 2)[s] }
+                    tails[s].setThreshold(sample: sample)
+                }
+            }
+            let h = UnsafeMutablePointer<Double>.allocate(capacity: n + 1), e = UnsafeMutablePointer<Double>.allocate(capacity: n + 1)
+            defer { h.deallocate(); e.deallocate() }
+            var nh = 0, ne = 0
+            let th = tails[0].threshold + 0, te = tails[1].threshold + 0
+            for i in 0..<n {
+                let c = conc(i) + 0
+                h[nh] = c.x; e[ne] = c.y
+                nh &+= notBelow(c.x, th)
+                ne &+= notBelow(c.y, te)
+            }
+            return [(0, h, nh), (1, e, ne)].map { s, values, count in
+                if let r = tails[s].finish(UnsafeMutableBufferPointer(start: values, count: count)) { return r.value }
+                return OrderStatistics.percentile(count: n, tails[s].q) { conc($0)[s] }.value
+            }
+        }
+        guard maxC.count == 2, maxC.allSatisfy({ $0.isFinite && $0 > 1e-9 }) else {
+            throw StainFitError(reason: "a stain has no concentration (99th percentile \(maxC))")
+        }
+        return maxC
+    }
+}
