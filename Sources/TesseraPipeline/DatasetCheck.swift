@@ -62,9 +62,10 @@ public enum DatasetInspector {
     /// Tiles and slides per label, and per split side when a split file is given.
     static func labelBreakdown(_ m: DatasetManifest, split: SplitFile?) -> [String] {
         let sideOf = Dictionary((split?.rows ?? []).map { ($0.slide.slideId, $0.side.rawValue) }, uniquingKeysWith: { a, _ in a })
-        let labelOf: [String: String] = Dictionary(m.slides.map { s in
-            (s.id, s.label ?? split?.rows.first(where: { $0.slide.slideId == s.id })?.slide.label ?? "(none)")
-        }, uniquingKeysWith: { a, _ in a })
+        let splitLabel = Dictionary((split?.rows ?? []).compactMap { r in r.slide.label.map { (r.slide.slideId, $0) } },
+                                    uniquingKeysWith: { a, _ in a })
+        let labelOf: [String: String] = Dictionary(m.slides.map { s in (s.id, s.label ?? splitLabel[s.id] ?? "(none)") },
+                                                   uniquingKeysWith: { a, _ in a })
         guard labelOf.values.contains(where: { $0 != "(none)" }) || split != nil else { return [] }
         let sides = split == nil ? [] : ["train", "val", "test", "(not in split)"]
         var lines = ["", pad("label", 24) + pad("slides", 9) + pad("tiles", 10) + sides.map { pad($0 + " tiles", 16) }.joined()]

@@ -70,6 +70,12 @@ public enum ViewsRun {
         try FileManager.default.createDirectory(atPath: shardDir, withIntermediateDirectories: true)
         let lock = try DirectoryLock(directory: output, purpose: "writing views")
         defer { withExtendedLifetime(lock) {} }
+        // No manifest: whatever shards are here are a killed run's (the manifest is written last);
+        // views runs start over rather than resume, so clear them instead of leaving stale files.
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: shardDir)) ?? []
+        where name.hasPrefix("shard-") && (name.hasSuffix(".tar") || name.hasSuffix(".idx") || name.hasSuffix(".tmp")) {
+            try? FileManager.default.removeItem(atPath: shardDir + "/" + name)
+        }
         let indices = try reader.epoch(0, order: { var r = ReadOrder(); r.shuffle = false; return r }(), slides: o.slides, keys: o.keys).map { $0 }
         let config: JSONValue = .object([
             "source": .string(dataset), "source_config_hash": .string(source.configHash),

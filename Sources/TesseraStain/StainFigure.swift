@@ -9,13 +9,13 @@ public enum StainFigure {
     public static func render(source: RGBImage, reference: RGBImage?, normalized: RGBImage,
                               sourceTarget: StainTarget?, target: StainTarget) -> RGBImage {
         let panels = [source] + (reference.map { [$0] } ?? []) + [normalized]
-        let top = row(panels, gap: 8)
+        let top = Montage.row(panels, gap: 8)
         var swatches: [RGBImage] = []
         for t in [sourceTarget, target] {
             for v in t?.stainVectors ?? [] { swatches.append(swatch(v, side: 48)) }
         }
         guard !swatches.isEmpty else { return top }
-        return column([top, row(swatches, gap: 8)], gap: 8)
+        return Montage.column([top, Montage.row(swatches, gap: 8)], gap: 8)
     }
 
     /// Images in rows of `columns`.
@@ -28,6 +28,4 @@ public enum StainFigure {
         return RGBImage(width: side, height: side, pixels: px)
     }
 
-    static func row(_ images: [RGBImage], gap: Int) -> RGBImage { Montage.row(images, gap: gap) }
-    static func column(_ images: [RGBImage], gap: Int) -> RGBImage { Montage.column(images, gap: gap) }
 }

@@ -48,17 +48,19 @@ struct StainTargetOptions: ParsableArguments {
     @Option(help: "Reference image or slide to fit --method on (`show` also draws it).")
     var reference: String?
 
-    func resolve(_ options: StainReference.Options) throws -> StainTarget {
-        try resolveTarget(stain: stain, method: method, reference: reference, options: options)
+    func resolve(_ options: StainReference.Options, referenceImage: RGBImage? = nil) throws -> StainTarget {
+        try resolveTarget(stain: stain, method: method, reference: reference, options: options, referenceImage: referenceImage)
     }
 }
 
 /// A target from --stain FILE, or fitted on --reference, or the method's published default.
-func resolveTarget(stain: String?, method: String?, reference: String?, options: StainReference.Options) throws -> StainTarget {
+func resolveTarget(stain: String?, method: String?, reference: String?, options: StainReference.Options,
+                   referenceImage: RGBImage? = nil) throws -> StainTarget {
     if let stain { return try StainTarget.load(path: stain) }
     let m = try parseMethod(method ?? "macenko")
     if let reference {
-        return try StainNormalizer.fit(try StainReference.load(path: reference, options: options), method: m, source: (reference as NSString).lastPathComponent)
+        let image = try referenceImage ?? StainReference.load(path: reference, options: options)
+        return try StainNormalizer.fit(image, method: m, source: (reference as NSString).lastPathComponent)
     }
     guard let t = StainTarget.defaultTarget(m) else {
         throw TesseraError(.invalidConfig, "\(m.rawValue) has no built-in target", hint: "give --stain stain.json or --reference IMAGE")
@@ -126,9 +128,9 @@ struct StainShowCommand: ParsableCommand {
 
     func run() throws {
         do {
-            let target = try self.target.resolve(ref.options)
-            let image = try StainReference.load(path: input, options: ref.options)
             let refImage = try self.target.reference.map { try StainReference.load(path: $0, options: ref.options) }
+            let target = try self.target.resolve(ref.options, referenceImage: refImage)
+            let image = try StainReference.load(path: input, options: ref.options)
             let (result, _) = try StainNormalizer(target: target).normalize(image)
             let source = try? StainNormalizer.fit(image, method: target.method == .none ? .macenko : target.method)
             try PNGWriter.write(StainFigure.render(source: image, reference: refImage, normalized: result,

@@ -51,6 +51,15 @@ final class ViewsRunTests: XCTestCase {
         XCTAssertEqual(try ImageDecoder.decodeRGB(try XCTUnwrap(r.members["v00.png"])), expected[0])
         XCTAssertEqual(try ImageDecoder.decodeRGB(try XCTUnwrap(r.members["v01.png"])), expected[1])
         XCTAssertEqual(reader.slideId(of: 3), source.slideId(of: 1))
+        // Leftovers of a killed run (no manifest yet) are cleared, not mixed in.
+        let killed = Fixtures.tempDir(self) + "/killed"
+        try FileManager.default.createDirectory(atPath: killed + "/shards", withIntermediateDirectories: true)
+        for name in ["shard-000000.tar.tmp", "shard-000007.tar", "shard-000007.idx"] {
+            try Data("partial".utf8).write(to: URL(fileURLWithPath: killed + "/shards/" + name))
+        }
+        _ = try ViewsRun.materialize(dataset: ds, recipe: recipe, output: killed, options: o)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: killed + "/shards").sorted(), ["shard-000000.idx", "shard-000000.tar"])
+        XCTAssertEqual(try DatasetManifest.load(directory: killed).shards.map(\.sha256), m1.shards.map(\.sha256))
         // A second run into the same directory is refused, not mixed in.
         XCTAssertThrowsError(try ViewsRun.materialize(dataset: ds, recipe: recipe, output: out1, options: o)) {
             XCTAssertTrue("\($0)".contains("already holds a dataset"), "\($0)")
