@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "TesseraShards", targets: ["TesseraShards"]),
         .library(name: "TesseraSplits", targets: ["TesseraSplits"]),
         .library(name: "TesseraStain", targets: ["TesseraStain"]),
+        .library(name: "TesseraTrain", targets: ["TesseraTrain"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -24,7 +25,7 @@ let package = Package(
         .systemLibrary(name: "CVips", pkgConfig: "vips", providers: [.apt(["libvips-dev"])]),
         // Non-variadic wrappers around the libvips calls Swift cannot make directly.
         .target(name: "CVipsShim", dependencies: ["CVips"], linkerSettings: [.linkedLibrary("tiff"), .linkedLibrary("jpeg")]),
-        // OpenBLAS (CBLAS + LAPACK) through pkg-config; only TesseraCore's LinearAlgebra sees it.
+        // OpenBLAS (CBLAS + LAPACK) through pkg-config; only TesseraCore's LinearAlgebra and TesseraTrain's BLAS wrapper see it.
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         // SHA-256 from libcrypto: the CPU's SHA extensions make shard hashing 4× faster than Swift.
         .target(name: "CDigest", linkerSettings: [.linkedLibrary("crypto")]),
@@ -34,11 +35,12 @@ let package = Package(
         .target(name: "TesseraSplits", dependencies: ["TesseraCore"], swiftSettings: optimize),
         .target(name: "TesseraStain", dependencies: ["TesseraCore"], swiftSettings: optimize),
         .target(name: "TesseraAugment", dependencies: ["TesseraCore", "TesseraStain"], swiftSettings: optimize),
+        .target(name: "TesseraTrain", dependencies: ["TesseraCore", "CBLAS"], swiftSettings: optimize),
         .target(name: "TesseraPipeline",
-                dependencies: ["TesseraCore", "TesseraSlide", "TesseraShards", "TesseraSplits", "TesseraStain", "TesseraAugment", "Yams"],
+                dependencies: ["TesseraCore", "TesseraSlide", "TesseraShards", "TesseraSplits", "TesseraStain", "TesseraAugment", "TesseraTrain", "Yams"],
                 swiftSettings: optimize),
         .executableTarget(name: "tessera",
-                          dependencies: ["TesseraPipeline", "TesseraShards", "TesseraSlide", "TesseraSplits", "TesseraStain", "TesseraAugment",
+                          dependencies: ["TesseraPipeline", "TesseraShards", "TesseraSlide", "TesseraSplits", "TesseraStain", "TesseraAugment", "TesseraTrain",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: optimize),
         .target(name: "TesseraTestSupport", path: "Tests/Support"),
@@ -47,6 +49,7 @@ let package = Package(
         .testTarget(name: "TesseraSplitsTests", dependencies: ["TesseraSplits", "TesseraCore", "TesseraTestSupport"]),
         .testTarget(name: "TesseraAugmentTests", dependencies: ["TesseraAugment", "TesseraCore", "TesseraPipeline", "TesseraSlide", "TesseraTestSupport"]),
         .testTarget(name: "TesseraStainTests", dependencies: ["TesseraStain", "TesseraCore", "TesseraSlide", "TesseraTestSupport"]),
+        .testTarget(name: "TesseraTrainTests", dependencies: ["TesseraTrain", "TesseraCore", "TesseraTestSupport"]),
         .testTarget(name: "TesseraSlideTests", dependencies: ["TesseraSlide", "TesseraCore", "TesseraTestSupport"]),
         .testTarget(name: "TesseraPipelineTests", dependencies: ["TesseraPipeline", "TesseraCore", "TesseraShards", "TesseraSlide", "TesseraSplits", "TesseraStain", "TesseraAugment", "TesseraTestSupport"]),
     ],

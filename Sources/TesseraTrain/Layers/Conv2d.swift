@@ -1,0 +1,211 @@
+import Foundation
+
+/// 2-D convolution (square kernel, stride, zero padding) on channel-major [C, N, H, W] tensors, as
+/// im2col + one sgemm per chunk of images. The chunk bounds the unfolded matrix to `columnBudget`
+/// floats, so memory does not grow with the batch. Weight layout = PyTorch's [out, in, k, k].
+public final class Conv2d: Layer {
+    public let inChannels, outChannels, kernel, stride, padding: Int
+    public let weight: Parameter
+    public let bias: Parameter?
+    /// Skip ∂input for the first layer of a network (its input is data).
+    public var computesInputGradient = true
+    /// Upper bound of the unfolded (im2col) buffer in floats.
+    public var columnBudget = 8 << 20
+    private var input: Tensor?
+
+    public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0, bias: Bool = false,
+                initializer: inout Initializer) {
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.kernel = kernel
+        self.stride = stride
+        self.padding = padding
+        let fanIn = inChannels * kernel * kernel
+        weight = Parameter(shape: [outChannels, inChannels, kernel, kernel], kind: .weight,
+                           value: initializer.kaimingNormal(count: outChannels * fanIn, fanOut: outChannels * kernel * kernel))
+        self.bias = bias ? Parameter(shape: [outChannels], kind: .bias,
+                                     value: initializer.uniform(count: outChannels, bound: 1 / Float(fanIn).squareRoot())) : nil
+    }
+
+    public var namedParameters: [(name: String, parameter: Parameter)] {
+        [("weight", weight)] + (bias.map { [("bias", $0)] } ?? [])
+    }
+
+    private func outputSize(_ s: Int) -> Int { (s + 2 * padding - kernel) / stride + 1 }
+    private var isPointwise: Bool { kernel == 1 && stride == 1 && padding == 0 }
+
+    private func chunk(images n: Int, outPixels: Int) -> Int {
+        max(1, min(n, columnBudget / max(1, inChannels * kernel * kernel * outPixels)))
+    }
+
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        precondition(x.shape.count == 4 && x.shape[0] == inChannels, "conv expects [\(inChannels), N, H, W], got \(x.shape)")
+        let (n, h, w) = (x.shape[1], x.shape[2], x.shape[3])
+        let (oh, ow) = (outputSize(h), outputSize(w))
+        let ohw = oh * ow, kk = inChannels * kernel * kernel
+        var out = Tensor(zeros: [outChannels, n, oh, ow])
+        input = x
+        let step = chunk(images: n, outPixels: ohw)
+        var cols = [Float](repeating: 0, count: isPointwise ? 0 : kk * step * ohw)
+        weight.value.withUnsafeBufferPointer { wp in
+            x.data.withUnsafeBufferPointer { xp in
+                out.data.withUnsafeMutableBufferPointer { op in
+                    cols.withUnsafeMutableBufferPointer { cp in
+                        var n0 = 0
+                        while n0 < n {
+                            let cn = min(step, n - n0)
+                            if isPointwise {
+                                BLAS.sgemm(m: outChannels, n: cn * ohw, k: kk, a: wp.baseAddress!, lda: kk,
+                                           b: xp.baseAddress! + n0 * ohw, ldb: n * ohw, c: op.baseAddress! + n0 * ohw, ldc: n * ohw)
+                            } else {
+                                im2col(xp, n: n, h: h, w: w, n0: n0, count: cn, oh: oh, ow: ow, cols: cp)
+                                BLAS.sgemm(m: outChannels, n: cn * ohw, k: kk, a: wp.baseAddress!, lda: kk,
+                                           b: cp.baseAddress!, ldb: cn * ohw, c: op.baseAddress! + n0 * ohw, ldc: n * ohw)
+                            }
+                            n0 += cn
+                        }
+                        if let b = bias {
+                            let row = n * ohw
+                            for o in 0..<outChannels {
+                                let v = b.value[o]
+                                for i in 0..<row { op[o * row + i] += v }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    public func backward(_ dy: Tensor) -> Tensor {
+        guard let x = input else { preconditionFailure("Conv2d.backward without forward") }
+        let (n, h, w) = (x.shape[1], x.shape[2], x.shape[3])
+        let (oh, ow) = (dy.shape[2], dy.shape[3])
+        let ohw = oh * ow, kk = inChannels * kernel * kernel
+        let step = chunk(images: n, outPixels: ohw)
+        var dx = Tensor(zeros: computesInputGradient ? x.shape : [0, 0, 0, 0])
+        var cols = [Float](repeating: 0, count: isPointwise ? 0 : kk * step * ohw)
+        var dcols = [Float](repeating: 0, count: (isPointwise || !computesInputGradient) ? 0 : kk * step * ohw)
+        if let b = bias {
+            let row = n * ohw
+            dy.data.withUnsafeBufferPointer { gp in
+                for o in 0..<outChannels {
+                    var s: Float = 0
+                    for i in 0..<row { s += gp[o * row + i] }
+                    b.grad[o] += s
+                }
+            }
+        }
+        weight.value.withUnsafeBufferPointer { wp in
+            weight.grad.withUnsafeMutableBufferPointer { gw in
+                x.data.withUnsafeBufferPointer { xp in
+                    dy.data.withUnsafeBufferPointer { gp in
+                        dx.data.withUnsafeMutableBufferPointer { dxp in
+                            cols.withUnsafeMutableBufferPointer { cp in
+                                dcols.withUnsafeMutableBufferPointer { dcp in
+                                    var n0 = 0
+                                    while n0 < n {
+                                        let cn = min(step, n - n0)
+                                        let g = gp.baseAddress! + n0 * ohw
+                                        if isPointwise {
+                                            // dW += dY · Xᵀ; dX = Wᵀ · dY
+                                            BLAS.sgemm(transB: true, m: outChannels, n: kk, k: cn * ohw, a: g, lda: n * ohw,
+                                                       b: xp.baseAddress! + n0 * ohw, ldb: n * ohw, beta: 1, c: gw.baseAddress!, ldc: kk)
+                                            if computesInputGradient {
+                                                BLAS.sgemm(transA: true, m: kk, n: cn * ohw, k: outChannels, a: wp.baseAddress!, lda: kk,
+                                                           b: g, ldb: n * ohw, c: dxp.baseAddress! + n0 * ohw, ldc: n * ohw)
+                                            }
+                                        } else {
+                                            im2col(xp, n: n, h: h, w: w, n0: n0, count: cn, oh: oh, ow: ow, cols: cp)
+                                            BLAS.sgemm(transB: true, m: outChannels, n: kk, k: cn * ohw, a: g, lda: n * ohw,
+                                                       b: cp.baseAddress!, ldb: cn * ohw, beta: 1, c: gw.baseAddress!, ldc: kk)
+                                            if computesInputGradient {
+                                                BLAS.sgemm(transA: true, m: kk, n: cn * ohw, k: outChannels, a: wp.baseAddress!, lda: kk,
+                                                           b: g, ldb: n * ohw, c: dcp.baseAddress!, ldc: cn * ohw)
+                                                col2im(dcp, n: n, h: h, w: w, n0: n0, count: cn, oh: oh, ow: ow, dx: dxp)
+                                            }
+                                        }
+                                        n0 += cn
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        input = nil
+        return dx
+    }
+
+    /// Output columns ox whose input column ox·stride + kx − padding lies inside [0, width).
+    private func validColumns(_ kx: Int, width w: Int, outWidth ow: Int) -> (Int, Int) {
+        let lo = kx >= padding ? 0 : (padding - kx + stride - 1) / stride
+        let last = w - 1 + padding - kx
+        let hi = last < 0 ? 0 : min(ow, last / stride + 1)
+        return (min(lo, ow), hi)
+    }
+
+    /// Unfolds images [n0, n0+count) of x [C, N, H, W] into cols [C·k·k, count·OH·OW]; rows ordered
+    /// (channel, ky, kx) to match the weight's memory layout.
+    private func im2col(_ x: UnsafeBufferPointer<Float>, n: Int, h: Int, w: Int, n0: Int, count: Int, oh: Int, ow: Int,
+                        cols: UnsafeMutableBufferPointer<Float>) {
+        let (k, s, p) = (kernel, stride, padding)
+        let rowLength = count * oh * ow
+        for c in 0..<inChannels {
+            for ky in 0..<k {
+                for kx in 0..<k {
+                    let row = ((c * k + ky) * k + kx) * rowLength
+                    // Valid output columns: 0 ≤ ox·s + kx − p < w.
+                    let (oxLo, oxHi) = validColumns(kx, width: w, outWidth: ow)
+                    for i in 0..<count {
+                        let plane = (c * n + n0 + i) * h * w
+                        for oy in 0..<oh {
+                            let d = row + (i * oh + oy) * ow
+                            let iy = oy * s + ky - p
+                            if iy < 0 || iy >= h || oxHi <= oxLo {
+                                for ox in 0..<ow { cols[d + ox] = 0 }
+                                continue
+                            }
+                            for ox in 0..<oxLo { cols[d + ox] = 0 }
+                            let src = plane + iy * w + kx - p
+                            if s == 1 {
+                                for ox in oxLo..<oxHi { cols[d + ox] = x[src + ox] }
+                            } else {
+                                for ox in oxLo..<oxHi { cols[d + ox] = x[src + ox * s] }
+                            }
+                            for ox in oxHi..<ow { cols[d + ox] = 0 }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The adjoint of `im2col`: adds cols back into dx (overlapping windows accumulate).
+    private func col2im(_ cols: UnsafeMutableBufferPointer<Float>, n: Int, h: Int, w: Int, n0: Int, count: Int, oh: Int, ow: Int,
+                        dx: UnsafeMutableBufferPointer<Float>) {
+        let (k, s, p) = (kernel, stride, padding)
+        let rowLength = count * oh * ow
+        for c in 0..<inChannels {
+            for ky in 0..<k {
+                for kx in 0..<k {
+                    let row = ((c * k + ky) * k + kx) * rowLength
+                    let (oxLo, oxHi) = validColumns(kx, width: w, outWidth: ow)
+                    if oxHi <= oxLo { continue }
+                    for i in 0..<count {
+                        let plane = (c * n + n0 + i) * h * w
+                        for oy in 0..<oh {
+                            let iy = oy * s + ky - p
+                            if iy < 0 || iy >= h { continue }
+                            let d = row + (i * oh + oy) * ow
+                            let dst = plane + iy * w + kx - p
+                            for ox in oxLo..<oxHi { dx[dst + ox * s] += cols[d + ox] }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
