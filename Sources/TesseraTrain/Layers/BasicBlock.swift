@@ -18,6 +18,8 @@ public final class BasicBlock: Layer {
         }
     }
 
+    var sublayers: [Layer] { [conv1, bn1, relu1, conv2, bn2, relu2] + (shortcut.map { [$0] } ?? []) }
+
     public var namedParameters: [(name: String, parameter: Parameter)] {
         var all: [(name: String, parameter: Parameter)] = []
         for (name, layer) in [("conv1", conv1 as Layer), ("bn1", bn1), ("conv2", conv2), ("bn2", bn2)] {

@@ -11,6 +11,8 @@ public final class BatchNorm: Layer {
     public let eps: Float
     public let momentum: Float
     public let weight, bias, runningMean, runningVar, batchesTracked: Parameter
+    /// Off while a batch is recomputed (multi-crop), so running statistics see each batch once.
+    public var updatesRunningStatistics = true
     private var normalized: [Float] = []
     private var invStd: [Float] = []
     private var inputShape: [Int] = []
@@ -50,7 +52,7 @@ public final class BatchNorm: Layer {
             precondition(m > 1, "batch norm in training needs more than one value per feature")
             normalized = [Float](repeating: 0, count: x.count)
             invStd = [Float](repeating: 0, count: features)
-            batchesTracked.value[0] += 1
+            if updatesRunningStatistics { batchesTracked.value[0] += 1 }
         }
         x.data.withUnsafeBufferPointer { xp in
             y.data.withUnsafeMutableBufferPointer { yp in
@@ -68,8 +70,10 @@ public final class BatchNorm: Layer {
                         mean = Float(mu)
                         inv = Float(1 / (variance + Double(eps)).squareRoot())
                         invStd[f] = inv
-                        runningMean.value[f] = (1 - momentum) * runningMean.value[f] + momentum * mean
-                        runningVar.value[f] = (1 - momentum) * runningVar.value[f] + momentum * Float(q / Double(m - 1))
+                        if updatesRunningStatistics {
+                            runningMean.value[f] = (1 - momentum) * runningMean.value[f] + momentum * mean
+                            runningVar.value[f] = (1 - momentum) * runningVar.value[f] + momentum * Float(q / Double(m - 1))
+                        }
                     } else {
                         mean = runningMean.value[f]
                         inv = 1 / (runningVar.value[f] + eps).squareRoot()

@@ -10,6 +10,12 @@ public protocol Layer: AnyObject {
 
 extension Layer {
     public var namedParameters: [(name: String, parameter: Parameter)] { [] }
+    /// Calls `body` on this layer and every layer inside it, depth first.
+    public func visit(_ body: (Layer) -> Void) {
+        body(self)
+        if let s = self as? Sequential { for c in s.children { c.layer.visit(body) } }
+        if let b = self as? BasicBlock { for l in b.sublayers { l.visit(body) } }
+    }
     /// The trainable parameters, in state-dict order.
     public var trainableParameters: [Parameter] { namedParameters.map(\.parameter).filter(\.trainable) }
     public func zeroGrad() { for p in namedParameters { p.parameter.zeroGrad() } }
