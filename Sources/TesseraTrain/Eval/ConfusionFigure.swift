@@ -26,6 +26,7 @@ extension ClassificationReport {
 
     /// The confusion matrix as a heat map: each row normalized by its class's sample count, white (0)
     /// to dark blue (1), with the count written in every cell and the class names along both axes.
+    /// `cell` is at least 16 pixels, room for the 5×7 digits.
     public func figure(cell: Int = 48) -> RGBImage {
         let cell = max(cell, 16)
         let layout = FigureLayout(cell: cell, classNames: classNames)

@@ -8,7 +8,9 @@ import TesseraCore
 /// lowest training index, so results never depend on sort stability).
 ///
 /// Embeddings are normalized here, so callers may pass raw features. Similarities are computed one
-/// block of test rows at a time, holding at most `maxBlockBytes` of similarity matrix.
+/// block of test rows at a time, holding at most `maxBlockBytes` of similarity matrix (or one row,
+/// if a single row is larger). OpenBLAS picks kernels by matrix size, so the block size may change
+/// the last bits of a score, never more.
 public struct KNNClassifier: Sendable {
     public let dimension: Int
     public let classes: Int

@@ -1,7 +1,11 @@
 import Foundation
 
 /// Limited-memory BFGS (Nocedal & Wright, "Numerical Optimization", Algorithm 7.4 and 7.5) with
-/// Armijo backtracking, for smooth full-batch objectives such as the linear probe. Deterministic:
+/// Armijo backtracking, for smooth full-batch objectives such as the linear probe. The objective
+/// may report `noise`, a bound on the rounding error of its value (float32 products); the Armijo
+/// test then allows 2·noise slack (the relaxed condition of Berahas, Byrd & Nocedal 2019), since
+/// near the optimum the true decrease is smaller than the rounding and a strict test would stall
+/// while the gradient is still informative. Deterministic:
 /// no randomness, fixed iteration order. Stops when ‖∇f‖ ≤ tolerance · ‖∇f(start)‖, after
 /// `maxIterations`, or when no step along the search direction lowers f any more (then `converged`
 /// is false and the best point found is returned).
@@ -13,10 +17,17 @@ enum LBFGS {
         var converged: Bool
     }
 
+    struct Evaluation {
+        var value: Double
+        var gradient: [Double]
+        var noise: Double = 0
+    }
+
     static func minimize(start: [Double], memory: Int = 10, maxIterations: Int, tolerance: Double,
-                         _ f: ([Double]) -> (value: Double, gradient: [Double])) -> Result {
+                         _ f: ([Double]) -> Evaluation) -> Result {
         var x = start
-        var (value, g) = f(x)
+        let first = f(x)
+        var (value, g, noise) = (first.value, first.gradient, first.noise)
         let g0 = norm(g)
         if g0 == 0 { return Result(x: x, value: value, iterations: 0, converged: true) }
         var s: [[Double]] = [], y: [[Double]] = [], rho: [Double] = []
@@ -34,12 +45,14 @@ enum LBFGS {
             }
             // With no curvature yet, a unit step could be arbitrarily long: start at length 1 instead.
             var step = s.isEmpty ? min(1, 1 / norm(d)) : 1
-            var accepted: (x: [Double], value: Double, gradient: [Double])?
+            var accepted: (x: [Double], value: Double, gradient: [Double], noise: Double)?
             for _ in 0..<50 {
                 let trial = zip(x, d).map { $0 + step * $1 }
-                let (v, gt) = f(trial)
-                // Armijo sufficient decrease with c1 = 1e-4 (Nocedal & Wright §3.1).
-                if v.isFinite && v <= value + 1e-4 * step * slope { accepted = (trial, v, gt); break }
+                let e = f(trial)
+                // Armijo sufficient decrease with c1 = 1e-4 (Nocedal & Wright §3.1), relaxed by the noise.
+                if e.value.isFinite && e.value <= value + 1e-4 * step * slope + 2 * max(noise, e.noise) {
+                    accepted = (trial, e.value, e.gradient, e.noise); break
+                }
                 step *= 0.5
             }
             guard let next = accepted else { return Result(x: x, value: value, iterations: iteration, converged: false) }
@@ -50,7 +63,7 @@ enum LBFGS {
                 s.append(sk); y.append(yk); rho.append(1 / sy)
                 if s.count > memory { s.removeFirst(); y.removeFirst(); rho.removeFirst() }
             }
-            (x, value, g) = next
+            (x, value, g, noise) = next
         }
         return Result(x: x, value: value, iterations: iteration, converged: norm(g) <= tolerance * g0)
     }

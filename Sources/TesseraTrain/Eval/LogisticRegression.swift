@@ -113,11 +113,11 @@ public struct LogisticRegression: Sendable {
     struct Objective {
         let x: [Float], labels: [Int], dimension: Int, classes: Int, c: Double
 
-        func evaluate(_ theta: [Double]) -> (value: Double, gradient: [Double]) {
+        func evaluate(_ theta: [Double]) -> LBFGS.Evaluation {
             let n = labels.count, dk = dimension * classes
             let w = theta[0..<dk].map(Float.init), b = theta[dk...].map(Float.init)
             var z = LogisticRegression.logits(x, rows: n, dimension: dimension, classes: classes, weights: w, bias: b)
-            var loss: Double = 0
+            var loss: Double = 0, magnitude: Double = 0
             var gradB = [Double](repeating: 0, count: classes)
             for r in 0..<n {
                 let row = r * classes
@@ -126,6 +126,7 @@ public struct LogisticRegression: Sendable {
                 var sum: Double = 0
                 for j in row..<(row + classes) { sum += exp(Double(z[j]) - top) }
                 loss += top + log(sum) - Double(z[row + labels[r]])
+                magnitude += max(abs(top), abs(Double(z[row + labels[r]])))
                 // z becomes P − Y, the gradient with respect to the logits.
                 for j in 0..<classes {
                     let p = exp(Double(z[row + j]) - top) / sum - (j == labels[r] ? 1 : 0)
@@ -149,7 +150,10 @@ public struct LogisticRegression: Sendable {
                 gradient[i] = Double(gradW[i]) + theta[i] / c
             }
             for j in 0..<classes { gradient[dk + j] = gradB[j] }
-            return (loss + penalty / (2 * c), gradient)
+            // Each float32 logit carries a relative rounding error of a few ulps (the products' sums
+            // are dimension long), so the loss is known only to about this much.
+            let noise = magnitude * Double(Float.ulpOfOne) * Double(dimension).squareRoot()
+            return LBFGS.Evaluation(value: loss + penalty / (2 * c), gradient: gradient, noise: noise)
         }
     }
 }
