@@ -15,86 +15,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
+sys.path.insert(0, __import__('os').path.dirname(__file__))
+from tessera_torch import ConvNet, DINOHead, ResNet  # noqa: E402
+
 torch.manual_seed(0)
 torch.set_num_threads(1)
 DT = torch.float64
-
-
-class Block(nn.Module):
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-        else:
-            self.shortcut = None
-
-    def forward(self, x):
-        h = F.relu(self.bn1(self.conv1(x)))
-        h = self.bn2(self.conv2(h))
-        return F.relu(h + (self.shortcut(x) if self.shortcut is not None else x))
-
-
-class ResNet(nn.Module):
-    def __init__(self, widths, blocks):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, widths[0], 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(widths[0])
-        self.relu = nn.ReLU()
-        c = widths[0]
-        for s, (w, b) in enumerate(zip(widths, blocks)):
-            layers = []
-            for i in range(b):
-                layers.append(Block(c, w, 2 if (s > 0 and i == 0) else 1))
-                c = w
-            setattr(self, f"layer{s + 1}", nn.Sequential(*layers))
-        self.stages = len(widths)
-
-    def forward(self, x):
-        x = self.relu(self.bn1(self.conv1(x)))
-        for s in range(self.stages):
-            x = getattr(self, f"layer{s + 1}")(x)
-        return x.mean(dim=(2, 3))
-
-
-class ConvNet:
-    # Names "features.0.0.weight" need a container called features with children 0, 1, …
-    @staticmethod
-    def build(widths):
-        m = nn.Module()
-        feats = nn.Module()
-        c = 3
-        for i, w in enumerate(widths):
-            mods = [nn.Conv2d(c, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU()]
-            if i < len(widths) - 1:
-                mods.append(nn.MaxPool2d(2))
-            feats.add_module(str(i), nn.Sequential(*mods))
-            c = w
-        m.add_module("features", feats)
-        m.n = len(widths)
-
-        def forward(x):
-            for i in range(m.n):
-                x = getattr(feats, str(i))(x)
-            return x.mean(dim=(2, 3))
-        m.forward = forward
-        return m
-
-
-class DINOHead(nn.Module):
-    def __init__(self, din, hidden, bottleneck, k):
-        super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(din, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
-                                 nn.Linear(hidden, bottleneck))
-        self.last_layer = nn.utils.weight_norm(nn.Linear(bottleneck, k, bias=False))
-        self.last_layer.weight_g.data.fill_(1)
-        self.last_layer.weight_g.requires_grad = False
-
-    def forward(self, x):
-        return self.last_layer(F.normalize(self.mlp(x), dim=-1))
 
 
 class Net(nn.Module):
@@ -164,7 +90,7 @@ def main():
     b = 4
     # ConvNet + SimCLR head, NT-Xent τ = 0.5 on 2B = 8 images of 16 px.
     torch.manual_seed(1)
-    net = Net(ConvNet.build([4, 8, 8]), nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 4)))
+    net = Net(ConvNet([4, 8, 8]), nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 4)))
     x = torch.rand(2 * b, 3, 16, 16) * 2 - 1
     export("convnet-ntxent", net, x, lambda z: nt_xent(z, 0.5), {})
 

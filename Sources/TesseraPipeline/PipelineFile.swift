@@ -10,9 +10,11 @@ public struct PipelineFile: Decodable, Sendable {
     public var tile: TileConfig?
     /// View recipe (SimCLR, DINO, histo …) for `tessera views`.
     public var views: ViewRecipe?
+    /// Self-supervised training (`tessera train`), fed by `views`.
+    public var train: TrainConfig?
 
-    enum CodingKeys: String, CodingKey { case name, tile, views }
-    static let knownTopLevel: Set<String> = ["name", "tile", "views", "description"]
+    enum CodingKeys: String, CodingKey { case name, tile, views, train }
+    static let knownTopLevel: Set<String> = ["name", "tile", "views", "train", "description"]
     static let knownViews: Set<String> = ["stain_jitter", "crops", "normalize"]
     static let knownCrop: Set<String> = ["name", "count", "size", "scale", "ratio", "interpolation", "hflip", "vflip", "rot90",
                                          "jitter", "grayscale", "blur", "solarize"]
@@ -40,6 +42,13 @@ public struct PipelineFile: Decodable, Sendable {
                             throw TesseraError(.invalidConfig, path: path, "views.crops: unknown setting(s): \(unknown.sorted().joined(separator: ", "))",
                                                hint: "known: \(knownCrop.sorted().joined(separator: ", "))")
                         }
+                    }
+                }
+                if let train = top["train"] as? [String: Any] {
+                    let unknown = Set(train.keys).subtracting(TrainConfig.knownKeys)
+                    if !unknown.isEmpty {
+                        throw TesseraError(.invalidConfig, path: path, "train: unknown setting(s): \(unknown.sorted().joined(separator: ", "))",
+                                           hint: "known: \(TrainConfig.knownKeys.sorted().joined(separator: ", "))")
                     }
                 }
                 if let tile = top["tile"] as? [String: Any] {
