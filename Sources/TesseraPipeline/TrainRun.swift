@@ -81,7 +81,11 @@ public enum TrainRun {
                         "method": s.method.rawValue, "backbone": s.backbone,
                         "samples_per_epoch": String(samplesPerEpoch), "tool": "tessera \(TileRun.version)"]
             if let split = config.split { meta["split"] = split }
+            // How evaluation should present whole tiles to the backbone: the views' size and normalization.
             meta["input_size"] = String(recipe.crops[0].size)
+            meta["interpolation"] = recipe.crops[0].interpolation.rawValue
+            meta["normalize_mean"] = recipe.normalize.mean.map { String($0) }.joined(separator: ",")
+            meta["normalize_std"] = recipe.normalize.std.map { String($0) }.joined(separator: ",")
             try Checkpoint(tensors: trainer.checkpointTensors, metadata: meta).write(to: ckptPath)
             try AtomicFile.write(Data((log.joined(separator: "\n") + "\n").utf8), to: config.output + "/train-log.csv")
         }

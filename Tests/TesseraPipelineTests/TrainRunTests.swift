@@ -22,6 +22,10 @@ final class TrainRunTests: XCTestCase {
     }
 
     func pipeline(dataset: String, output: String, method: String = "simclr", extra: String = "") throws -> PipelineFile {
+        try Self.pipeline(self, dataset: dataset, output: output, method: method, extra: extra)
+    }
+
+    static func pipeline(_ test: XCTestCase, dataset: String, output: String, method: String = "simclr", extra: String = "") throws -> PipelineFile {
         let yaml = """
         name: train-test
         views:
@@ -46,7 +50,7 @@ final class TrainRunTests: XCTestCase {
           seed: 3
         \(extra)
         """
-        let path = Fixtures.tempDir(self) + "/\(UUID().uuidString).yaml"
+        let path = Fixtures.tempDir(test) + "/\(UUID().uuidString).yaml"
         try yaml.write(toFile: path, atomically: true, encoding: .utf8)
         return try PipelineFile.load(path: path)
     }
