@@ -16,7 +16,7 @@ struct Tessera: ParsableCommand {
         commandName: "tessera",
         abstract: "Pathology slides and microscopy images to training-ready shards.",
         version: TileRun.version,
-        subcommands: [TileCommand.self, RunCommand.self, StainCommand.self, SplitCommand.self, ViewsCommand.self, TrainCommand.self, EvalCommand.self, InspectCommand.self, VerifyCommand.self, ReadCommand.self])
+        subcommands: [TileCommand.self, RunCommand.self, StainCommand.self, SplitCommand.self, ViewsCommand.self, TrainCommand.self, EvalCommand.self, BenchTrainCommand.self, InspectCommand.self, VerifyCommand.self, ReadCommand.self])
 }
 
 /// Prints a Tessera error the way users should see it and exits non-zero.

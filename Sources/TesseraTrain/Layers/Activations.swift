@@ -6,19 +6,21 @@ public final class ReLU: Layer {
     public init() {}
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
-        var y = x
-        y.data.withUnsafeMutableBufferPointer { p in for i in p.indices where p[i] < 0 { p[i] = 0 } }
-        if training { output = y.data }
-        return y
+        let y = x.data.withUnsafeBufferPointer { xp in
+            [Float].filled(xp.count) { o in for i in 0..<xp.count { o[i] = Swift.max(xp[i], 0) } }
+        }
+        if training { output = y }
+        return Tensor(shape: x.shape, data: y)
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        var dx = dy
-        output.withUnsafeBufferPointer { o in
-            dx.data.withUnsafeMutableBufferPointer { p in for i in p.indices where o[i] <= 0 { p[i] = 0 } }
+        let dx = output.withUnsafeBufferPointer { o in
+            dy.data.withUnsafeBufferPointer { g in
+                [Float].filled(g.count) { d in for i in 0..<g.count { d[i] = o[i] > 0 ? g[i] : 0 } }
+            }
         }
         output = []
-        return dx
+        return Tensor(shape: dy.shape, data: dx)
     }
 }
 

@@ -46,11 +46,11 @@ public final class BatchNorm: Layer {
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         let (m, fs, vs) = layout(x.shape)
-        var y = x
+        var y = Tensor(shape: x.shape, data: [Float].filled(x.count) { _ in })
         inputShape = x.shape
         if training {
             precondition(m > 1, "batch norm in training needs more than one value per feature")
-            normalized = [Float](repeating: 0, count: x.count)
+            normalized = [Float].filled(x.count) { _ in }
             invStd = [Float](repeating: 0, count: features)
             if updatesRunningStatistics { batchesTracked.value[0] += 1 }
         }
@@ -99,7 +99,7 @@ public final class BatchNorm: Layer {
     public func backward(_ dy: Tensor) -> Tensor {
         precondition(dy.shape == inputShape && !normalized.isEmpty, "BatchNorm.backward without a training forward")
         let (m, fs, vs) = layout(dy.shape)
-        var dx = Tensor(zeros: dy.shape)
+        var dx = Tensor(shape: dy.shape, data: [Float].filled(dy.count) { _ in })
         dy.data.withUnsafeBufferPointer { gp in
             normalized.withUnsafeBufferPointer { np in
                 dx.data.withUnsafeMutableBufferPointer { dp in

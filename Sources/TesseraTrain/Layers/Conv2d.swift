@@ -12,6 +12,10 @@ public final class Conv2d: Layer {
     /// Upper bound of the unfolded (im2col) buffer in floats.
     public var columnBudget = 8 << 20
     private var input: Tensor?
+    /// Unfolding buffers kept between steps (at most `columnBudget` floats each), so a step does
+    /// not fault in fresh pages for them.
+    private var cols: [Float] = []
+    private var dcols: [Float] = []
 
     public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0, bias: Bool = false,
                 initializer: inout Initializer) {
@@ -43,10 +47,11 @@ public final class Conv2d: Layer {
         let (n, h, w) = (x.shape[1], x.shape[2], x.shape[3])
         let (oh, ow) = (outputSize(h), outputSize(w))
         let ohw = oh * ow, kk = inChannels * kernel * kernel
-        var out = Tensor(zeros: [outChannels, n, oh, ow])
-        input = x
+        // Every output column is written by exactly one product (beta 0): no zero-fill needed.
+        var out = Tensor(shape: [outChannels, n, oh, ow], data: [Float].filled(outChannels * n * ohw) { _ in })
+        input = training ? x : nil
         let step = chunk(images: n, outPixels: ohw)
-        var cols = [Float](repeating: 0, count: isPointwise ? 0 : kk * step * ohw)
+        if !isPointwise, cols.count < kk * step * ohw { cols = [Float](repeating: 0, count: kk * step * ohw) }
         weight.value.withUnsafeBufferPointer { wp in
             x.data.withUnsafeBufferPointer { xp in
                 out.data.withUnsafeMutableBufferPointer { op in
@@ -85,8 +90,8 @@ public final class Conv2d: Layer {
         let ohw = oh * ow, kk = inChannels * kernel * kernel
         let step = chunk(images: n, outPixels: ohw)
         var dx = Tensor(zeros: computesInputGradient ? x.shape : [0, 0, 0, 0])
-        var cols = [Float](repeating: 0, count: isPointwise ? 0 : kk * step * ohw)
-        var dcols = [Float](repeating: 0, count: (isPointwise || !computesInputGradient) ? 0 : kk * step * ohw)
+        if !isPointwise, cols.count < kk * step * ohw { cols = [Float](repeating: 0, count: kk * step * ohw) }
+        if !isPointwise, computesInputGradient, dcols.count < kk * step * ohw { dcols = [Float](repeating: 0, count: kk * step * ohw) }
         if let b = bias {
             let row = n * ohw
             dy.data.withUnsafeBufferPointer { gp in
