@@ -20,6 +20,10 @@ public enum EvalRun {
         public var mean: [Float]
         public var std: [Float]
         public var description: String
+        /// The training views (for the supervised baseline's augmentation), when the checkpoint names them.
+        public var recipe: ViewRecipe?
+        public var backbone: String
+        public var seed: UInt64
     }
 
     /// A checkpoint's student backbone, or (randomInit) the same architecture freshly initialised —
@@ -41,7 +45,9 @@ public enum EvalRun {
         return Model(network: net, inputSize: size,
                      interpolation: Interpolation(rawValue: c.metadata["interpolation"] ?? "") ?? .bicubic,
                      mean: floats("normalize_mean", [0.485, 0.456, 0.406]), std: floats("normalize_std", [0.229, 0.224, 0.225]),
-                     description: "\(settings.method.rawValue) \(settings.backbone)" + (randomInit ? " (random init)" : " step \(c.metadata["step"] ?? "?")"))
+                     description: "\(settings.method.rawValue) \(settings.backbone)" + (randomInit ? " (random init)" : " step \(c.metadata["step"] ?? "?")"),
+                     recipe: c.metadata["recipe"].flatMap { try? JSONDecoder().decode(ViewRecipe.self, from: Data($0.utf8)) },
+                     backbone: settings.backbone, seed: settings.seed)
     }
 
     /// Labelled images: how to load image i, and its class.
@@ -115,6 +121,12 @@ public enum EvalRun {
     /// Backbone features [N, F] of every image, decoded and resized on `workers` threads, forwarded
     /// in batches of `batch` (memory: a few batches of images, not the set).
     public static func embed(_ set: LabelledImages, model: Model, workers: Int, batch: Int = 128, quiet: Bool = true) throws -> [Float] {
+        try forwardAll(set, model: model, workers: workers, batch: batch, quiet: quiet) { model.network.features(images: $0, shape: $1).data }
+    }
+
+    /// Runs `forward` over every image of the set, presented as `model` expects, in order.
+    static func forwardAll(_ set: LabelledImages, model: Model, workers: Int, batch: Int, quiet: Bool,
+                           forward: ([Float], [Int]) -> [Float]) throws -> [Float] {
         let size = model.inputSize, mean = model.mean, std = model.std, interp = model.interpolation
         let load = set.load
         let pool = OrderedPool<Range<Int>, Result<[Float], Error>, Void>(workers: max(1, workers), capacity: max(2, workers * 2),
@@ -145,7 +157,7 @@ public enum EvalRun {
             let data = try r.get()
             let count = ranges[k].count
             k += 1
-            features += model.network.features(images: data, shape: [count, 3, size, size]).data
+            features += forward(data, [count, 3, size, size])
             progress.advance(by: count)
         }
         progress.finish()
@@ -173,5 +185,42 @@ public enum EvalRun {
         let probe = try LogisticRegression.fit(features: trainFeatures, labels: trainLabels, dimension: dimension, classes: k, c: c)
         let probeReport = try ClassificationReport(truth: testLabels, predicted: probe.predict(features: testFeatures), classNames: classNames)
         return Score(labelsPerClass: perClass, trainCount: trainLabels.count, knn: knnReport, probe: probeReport, probeC: c)
+    }
+}
+
+extension EvalRun {
+    /// The supervised-from-scratch baseline on the rows `subset` of `train`: the checkpoint's
+    /// backbone architecture (fresh weights) + a linear layer, trained on augmented single views
+    /// (the first view of the training recipe) for `steps` steps of up to `batch` images, then
+    /// scored on `test`.
+    public static func supervised(train: LabelledImages, subset: [Int], labels: [Int], test: LabelledImages, testLabels: [Int],
+                                  classNames: [String], model: Model, steps: Int, batch: Int, workers: Int) throws -> ClassificationReport {
+        guard var recipe = model.recipe else {
+            throw TesseraError(.invalidConfig, "the checkpoint does not record its view recipe; the supervised baseline needs it")
+        }
+        recipe.crops = [recipe.crops[0]]
+        recipe.crops[0].count = 1
+        let trainer = try SupervisedTrainer(backbone: model.backbone, classes: classNames.count, totalSteps: steps, seed: model.seed)
+        let generator = try ViewGenerator(recipe: recipe, seed: model.seed &+ 1)
+        let b = min(batch, subset.count)
+        let load = train.load
+        let rows = subset
+        var epoch = 0
+        while trainer.step < steps {
+            // A seeded permutation of the labelled rows per epoch.
+            var rng = SplitMix64(seed: model.seed ^ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15)
+            var order = Array(0..<rows.count)
+            for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+            let loader = try ViewBatchLoader(samples: order, epoch: epoch, generator: generator, batchSize: b, workers: workers,
+                                             dropLast: true, threadExit: { VipsRuntime.threadShutdown() }) { try load(rows[$0]) }
+            while trainer.step < steps, let batch = try loader.next() {
+                trainer.trainStep(images: batch.tensors[0], shape: batch.shapes[0], targets: batch.samples.map { labels[$0] })
+            }
+            epoch += 1
+        }
+        let predicted = try forwardAll(test, model: model, workers: workers, batch: 128, quiet: true) { data, shape in
+            trainer.predict(images: data, shape: shape).map(Float.init)
+        }
+        return try ClassificationReport(truth: testLabels, predicted: predicted.map { Int($0) }, classNames: classNames)
     }
 }

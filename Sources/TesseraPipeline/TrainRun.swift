@@ -83,6 +83,7 @@ public enum TrainRun {
             if let split = config.split { meta["split"] = split }
             // How evaluation should present whole tiles to the backbone: the views' size and normalization.
             meta["input_size"] = String(recipe.crops[0].size)
+            meta["recipe"] = String(decoding: try JSONEncoder.sorted.encode(recipe), as: UTF8.self)
             meta["interpolation"] = recipe.crops[0].interpolation.rawValue
             meta["normalize_mean"] = recipe.normalize.mean.map { String($0) }.joined(separator: ",")
             meta["normalize_std"] = recipe.normalize.std.map { String($0) }.joined(separator: ",")

@@ -29,6 +29,12 @@ struct EvalCommand: ParsableCommand {
     var subsets = "1,5,10,25,50,100,250"
     @Flag(name: .customLong("random-init"), help: "Also score a randomly initialised backbone of the same architecture.")
     var randomInit = false
+    @Flag(help: "Also train the same architecture from scratch on each labelled subset (the supervised baseline).")
+    var supervised = false
+    @Option(name: .customLong("supervised-steps"), help: "Training steps of each supervised baseline.")
+    var supervisedSteps = 150
+    @Option(name: .customLong("supervised-batch"), help: "Batch size of the supervised baseline.")
+    var supervisedBatch = 32
     @Option(help: "Directory for eval.json, report.txt and confusion.png.")
     var out: String?
     @Option(help: "Decode/resize threads (default: cores).")
@@ -74,32 +80,29 @@ struct EvalCommand: ParsableCommand {
                                   "|---|---:|---:|---:|---:|---:|---:|"]
             var json: [JSONValue] = []
             var lastReport: ClassificationReport?
+            let maxPerClass = classNames.map { c in trainSet.labels.filter { $0 == c }.count }.max() ?? 0
+            // Rows of a subset: split files name their nested subsets; folders take each class's first
+            // N images in a seeded hash order (also nested).
+            func subsetRows(_ size: Int?) -> [Int] {
+                guard let n = size else { return Array(trainSet.ids.indices) }
+                if let m = minSubset { return trainSet.ids.indices.filter { (m[trainSet.ids[$0]] ?? Int.max) <= n } }
+                var keep: [Int] = []
+                for c in classNames {
+                    let members = trainSet.ids.indices.filter { trainSet.labels[$0] == c }
+                        .map { (SHA256.hexDigest(of: Array("tessera-eval|\(trainSet.ids[$0])".utf8)), $0) }
+                        .sorted { $0.0 < $1.0 }.map(\.1)
+                    keep += members.prefix(n)
+                }
+                return keep.sorted()
+            }
+            func label(_ size: Int?) -> String { size.map { n in n >= maxPerClass ? "all (\(maxPerClass))" : String(n) } ?? "all (\(maxPerClass))" }
             for model in models {
                 let ftr = try EvalRun.embed(trainSet, model: model, workers: workers, quiet: quiet)
                 let fte = try EvalRun.embed(testSet, model: model, workers: workers, quiet: quiet)
                 let d = ftr.count / max(1, trainSet.count)
-                let maxPerClass = classNames.map { c in trainSet.labels.filter { $0 == c }.count }.max() ?? 0
                 var seenCounts = Set<Int>()
                 for size in sizes {
-                    // Rows of the subset: split files name their nested subsets; folders take each class's
-                    // first N images in a seeded hash order (also nested).
-                    var keep: [Int]
-                    if let n = size {
-                        if let m = minSubset {
-                            keep = trainSet.ids.indices.filter { (m[trainSet.ids[$0]] ?? Int.max) <= n }
-                        } else {
-                            keep = []
-                            for c in classNames {
-                                let members = trainSet.ids.indices.filter { trainSet.labels[$0] == c }
-                                    .map { (SHA256.hexDigest(of: Array("tessera-eval|\(trainSet.ids[$0])".utf8)), $0) }
-                                    .sorted { $0.0 < $1.0 }.map(\.1)
-                                keep += members.prefix(n)
-                            }
-                            keep.sort()
-                        }
-                    } else {
-                        keep = Array(trainSet.ids.indices)
-                    }
+                    let keep = subsetRows(size)
                     guard !keep.isEmpty, !seenCounts.contains(keep.count) else { continue }
                     seenCounts.insert(keep.count)
                     var xs: [Float] = []
@@ -108,8 +111,7 @@ struct EvalCommand: ParsableCommand {
                     let ys = keep.map { trainY[$0] }
                     let s = try EvalRun.score(trainFeatures: xs, trainLabels: ys, testFeatures: fte, testLabels: testY, dimension: d,
                                               classNames: classNames, perClass: size)
-                    let label = size.map { n in n >= maxPerClass ? "all (\(maxPerClass))" : String(n) } ?? "all (\(maxPerClass))"
-                    rows.append(String(format: "| %@ | %@ | %d | %.3f | %.3f | %.3f | %.3f |", model.description, label, keep.count,
+                    rows.append(String(format: "| %@ | %@ | %d | %.3f | %.3f | %.3f | %.3f |", model.description, label(size), keep.count,
                                        s.knn.accuracy, s.knn.balancedAccuracy, s.probe.accuracy, s.probe.balancedAccuracy))
                     json.append(.object(["model": .string(model.description), "labels_per_class": size.map { .number(Double($0)) } ?? .null,
                                          "train_images": .number(Double(keep.count)),
@@ -117,6 +119,22 @@ struct EvalCommand: ParsableCommand {
                                          "probe_accuracy": .number(s.probe.accuracy), "probe_balanced_accuracy": .number(s.probe.balancedAccuracy),
                                          "probe_c": .number(s.probeC)]))
                     if model.description == models[0].description { lastReport = s.probe }
+                }
+            }
+            if supervised {
+                var seenCounts = Set<Int>()
+                for size in sizes {
+                    let keep = subsetRows(size)
+                    guard !keep.isEmpty, !seenCounts.contains(keep.count) else { continue }
+                    seenCounts.insert(keep.count)
+                    let r = try EvalRun.supervised(train: trainSet, subset: keep, labels: keep.map { trainY[$0] }, test: testSet, testLabels: testY,
+                                                   classNames: classNames, model: models[0], steps: supervisedSteps, batch: supervisedBatch,
+                                                   workers: workers)
+                    let name = "supervised from scratch (\(models[0].backbone), \(supervisedSteps) steps)"
+                    rows.append(String(format: "| %@ | %@ | %d | – | – | %.3f | %.3f |", name, label(size), keep.count, r.accuracy, r.balancedAccuracy))
+                    json.append(.object(["model": .string(name), "labels_per_class": size.map { .number(Double($0)) } ?? .null,
+                                         "train_images": .number(Double(keep.count)),
+                                         "accuracy": .number(r.accuracy), "balanced_accuracy": .number(r.balancedAccuracy)]))
                 }
             }
             print(rows.joined(separator: "\n"))

@@ -39,6 +39,11 @@ final class EvalRunTests: XCTestCase {
         let s = try EvalRun.score(trainFeatures: f1, trainLabels: y, testFeatures: try EvalRun.embed(test, model: model, workers: 2),
                                   testLabels: test.labels.map { names.firstIndex(of: $0)! }, dimension: 16, classNames: names, perClass: nil)
         XCTAssertTrue((0...1).contains(s.probe.balancedAccuracy) && (0...1).contains(s.knn.balancedAccuracy))
+        // The supervised baseline trains the same architecture from scratch on the labelled subset.
+        let sup = try EvalRun.supervised(train: train, subset: Array(0..<train.count), labels: y, test: test,
+                                         testLabels: test.labels.map { names.firstIndex(of: $0)! }, classNames: names, model: model,
+                                         steps: 3, batch: 16, workers: 2)
+        XCTAssertEqual(sup.total, test.count)
         // A random-init baseline of the same architecture loads without the checkpoint's weights.
         let random = try EvalRun.model(checkpoint: ckpt, randomInit: true)
         XCTAssertNotEqual(random.network.namedParameters[0].parameter.value, model.network.namedParameters[0].parameter.value)

@@ -123,6 +123,10 @@ final class GradientCheckTests: XCTestCase {
             let out = loss.evaluate(student: s, teacher: teacher, batch: 3, teacherTemperature: 0.07)
             return (out.loss, out.gradient)
         }
+        checkLoss("cross-entropy", shape: [5, 4]) { z in
+            let r = CrossEntropyLoss.evaluate(z, targets: [0, 3, 1, 1, 2])
+            return (r.loss, r.gradient)
+        }
         checkLoss("triplet", shape: [8, 4]) { e in
             let out = TripletLoss.evaluate(e, labels: [0, 1, 2, 3, 0, 1, 2, 3], margin: 0.5)
             return (out.loss, out.gradient)
