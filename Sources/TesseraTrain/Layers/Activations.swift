@@ -7,7 +7,7 @@ public final class ReLU: Layer {
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         let y = x.data.withUnsafeBufferPointer { xp in
-            [Float].filled(xp.count) { o in for i in 0..<xp.count { o[i] = Swift.max(xp[i], 0) } }
+            [Float].filled(xp.count) { o in Kernels.relu(xp.baseAddress!, o.baseAddress!, xp.count) }
         }
         if training { output = y }
         return Tensor(shape: x.shape, data: y)
@@ -16,7 +16,7 @@ public final class ReLU: Layer {
     public func backward(_ dy: Tensor) -> Tensor {
         let dx = output.withUnsafeBufferPointer { o in
             dy.data.withUnsafeBufferPointer { g in
-                [Float].filled(g.count) { d in for i in 0..<g.count { d[i] = o[i] > 0 ? g[i] : 0 } }
+                [Float].filled(g.count) { d in Kernels.reluBackward(o.baseAddress!, g.baseAddress!, d.baseAddress!, g.count) }
             }
         }
         output = []

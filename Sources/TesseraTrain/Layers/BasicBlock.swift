@@ -34,7 +34,7 @@ public final class BasicBlock: Layer {
         h = bn2.forward(conv2.forward(h, training: training), training: training)
         let skip = shortcut?.forward(x, training: training) ?? x
         h.data.withUnsafeMutableBufferPointer { p in
-            skip.data.withUnsafeBufferPointer { s in for i in p.indices { p[i] += s[i] } }
+            skip.data.withUnsafeBufferPointer { s in Kernels.add(p.baseAddress!, s.baseAddress!, p.count) }
         }
         return relu2.forward(h, training: training)
     }
@@ -44,7 +44,7 @@ public final class BasicBlock: Layer {
         var dx = conv1.backward(bn1.backward(relu1.backward(conv2.backward(bn2.backward(g)))))
         let ds = shortcut?.backward(g) ?? g
         dx.data.withUnsafeMutableBufferPointer { p in
-            ds.data.withUnsafeBufferPointer { s in for i in p.indices { p[i] += s[i] } }
+            ds.data.withUnsafeBufferPointer { s in Kernels.add(p.baseAddress!, s.baseAddress!, p.count) }
         }
         return dx
     }

@@ -60,12 +60,20 @@ public final class BatchNorm: Layer {
                     let base = f * fs
                     var mean: Float, inv: Float
                     if training {
-                        // Two passes in double: exact enough for gradient checks and large batches.
-                        var s = 0.0
-                        for i in 0..<m { s += Double(xp[base + i * vs]) }
+                        // Two passes (mean, then centred squares), accumulated in double.
+                        var s = 0.0, q = 0.0
+                        if vs == 1 {
+                            s = Kernels.sums(xp.baseAddress! + base, m, mean: 0).sum
+                            q = Kernels.sums(xp.baseAddress! + base, m, mean: Float(s / Double(m))).centredSquares
+                            // Correct for the float-rounded mean: Σ(x − μ̃)² = Σ(x − μ)² + m(μ − μ̃)².
+                            let d = s / Double(m) - Double(Float(s / Double(m)))
+                            q -= Double(m) * d * d
+                        } else {
+                            for i in 0..<m { s += Double(xp[base + i * vs]) }
+                            let mu = s / Double(m)
+                            for i in 0..<m { let d = Double(xp[base + i * vs]) - mu; q += d * d }
+                        }
                         let mu = s / Double(m)
-                        var q = 0.0
-                        for i in 0..<m { let d = Double(xp[base + i * vs]) - mu; q += d * d }
                         let variance = q / Double(m)
                         mean = Float(mu)
                         inv = Float(1 / (variance + Double(eps)).squareRoot())
@@ -79,7 +87,12 @@ public final class BatchNorm: Layer {
                         inv = 1 / (runningVar.value[f] + eps).squareRoot()
                     }
                     let g = weight.value[f] * inv, b = bias.value[f] - mean * weight.value[f] * inv
-                    if training {
+                    if vs == 1 {
+                        normalized.withUnsafeMutableBufferPointer { np in
+                            Kernels.normalize(xp.baseAddress! + base, m, mean: mean, inv: inv, scale: g, shift: b,
+                                              normalized: training ? np.baseAddress! + base : nil, y: yp.baseAddress! + base)
+                        }
+                    } else if training {
                         normalized.withUnsafeMutableBufferPointer { np in
                             for i in 0..<m {
                                 let j = base + i * vs
@@ -106,12 +119,21 @@ public final class BatchNorm: Layer {
                     for f in 0..<features {
                         let base = f * fs
                         var sg = 0.0, sgx = 0.0
-                        for i in 0..<m { let j = base + i * vs; sg += Double(gp[j]); sgx += Double(gp[j] * np[j]) }
+                        if vs == 1 {
+                            (sg, sgx) = Kernels.dotSums(gp.baseAddress! + base, np.baseAddress! + base, m)
+                        } else {
+                            for i in 0..<m { let j = base + i * vs; sg += Double(gp[j]); sgx += Double(gp[j] * np[j]) }
+                        }
                         weight.grad[f] += Float(sgx)
                         bias.grad[f] += Float(sg)
                         let scale = weight.value[f] * invStd[f]
                         let mg = Float(sg / Double(m)), mgx = Float(sgx / Double(m))
-                        for i in 0..<m { let j = base + i * vs; dp[j] = scale * (gp[j] - mg - np[j] * mgx) }
+                        if vs == 1 {
+                            Kernels.batchNormBackward(gp.baseAddress! + base, np.baseAddress! + base, dp.baseAddress! + base, m,
+                                                      scale: scale, mg: mg, mgx: mgx)
+                        } else {
+                            for i in 0..<m { let j = base + i * vs; dp[j] = scale * (gp[j] - mg - np[j] * mgx) }
+                        }
                     }
                 }
             }

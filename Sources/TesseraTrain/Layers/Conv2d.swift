@@ -164,23 +164,24 @@ public final class Conv2d: Layer {
                     let row = ((c * k + ky) * k + kx) * rowLength
                     // Valid output columns: 0 ≤ ox·s + kx − p < w.
                     let (oxLo, oxHi) = validColumns(kx, width: w, outWidth: ow)
+                    let cb = cols.baseAddress!, xb = x.baseAddress!
                     for i in 0..<count {
-                        let plane = (c * n + n0 + i) * h * w
+                        let plane = (c &* n &+ n0 &+ i) &* h &* w
                         for oy in 0..<oh {
-                            let d = row + (i * oh + oy) * ow
-                            let iy = oy * s + ky - p
+                            let d = cb + (row &+ (i &* oh &+ oy) &* ow)
+                            let iy = oy &* s &+ ky &- p
                             if iy < 0 || iy >= h || oxHi <= oxLo {
-                                for ox in 0..<ow { cols[d + ox] = 0 }
+                                d.update(repeating: 0, count: ow)
                                 continue
                             }
-                            for ox in 0..<oxLo { cols[d + ox] = 0 }
-                            let src = plane + iy * w + kx - p
+                            if oxLo > 0 { d.update(repeating: 0, count: oxLo) }
+                            let src = xb + (plane &+ iy &* w &+ kx &- p)
                             if s == 1 {
-                                for ox in oxLo..<oxHi { cols[d + ox] = x[src + ox] }
+                                (d + oxLo).update(from: src + oxLo, count: oxHi &- oxLo)
                             } else {
-                                for ox in oxLo..<oxHi { cols[d + ox] = x[src + ox * s] }
+                                for ox in oxLo..<oxHi { d[ox] = src[ox &* s] }
                             }
-                            for ox in oxHi..<ow { cols[d + ox] = 0 }
+                            if oxHi < ow { (d + oxHi).update(repeating: 0, count: ow &- oxHi) }
                         }
                     }
                 }
@@ -199,14 +200,19 @@ public final class Conv2d: Layer {
                     let row = ((c * k + ky) * k + kx) * rowLength
                     let (oxLo, oxHi) = validColumns(kx, width: w, outWidth: ow)
                     if oxHi <= oxLo { continue }
+                    let cb = cols.baseAddress!, db = dx.baseAddress!
                     for i in 0..<count {
-                        let plane = (c * n + n0 + i) * h * w
+                        let plane = (c &* n &+ n0 &+ i) &* h &* w
                         for oy in 0..<oh {
-                            let iy = oy * s + ky - p
+                            let iy = oy &* s &+ ky &- p
                             if iy < 0 || iy >= h { continue }
-                            let d = row + (i * oh + oy) * ow
-                            let dst = plane + iy * w + kx - p
-                            for ox in oxLo..<oxHi { dx[dst + ox * s] += cols[d + ox] }
+                            let d = cb + (row &+ (i &* oh &+ oy) &* ow)
+                            let dst = db + (plane &+ iy &* w &+ kx &- p)
+                            if s == 1 {
+                                Kernels.add(dst + oxLo, d + oxLo, oxHi &- oxLo)
+                            } else {
+                                for ox in oxLo..<oxHi { dst[ox &* s] += d[ox] }
+                            }
                         }
                     }
                 }
