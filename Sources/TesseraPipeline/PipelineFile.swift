@@ -12,9 +12,11 @@ public struct PipelineFile: Decodable, Sendable {
     public var views: ViewRecipe?
     /// Self-supervised training (`tessera train`), fed by `views`.
     public var train: TrainConfig?
+    /// Few-label evaluation of the trained checkpoint (`tessera eval`).
+    public var eval: EvalConfig?
 
-    enum CodingKeys: String, CodingKey { case name, tile, views, train }
-    static let knownTopLevel: Set<String> = ["name", "tile", "views", "train", "description"]
+    enum CodingKeys: String, CodingKey { case name, tile, views, train, eval }
+    static let knownTopLevel: Set<String> = ["name", "tile", "views", "train", "eval", "description"]
     static let knownViews: Set<String> = ["stain_jitter", "crops", "normalize"]
     static let knownCrop: Set<String> = ["name", "count", "size", "scale", "ratio", "interpolation", "hflip", "vflip", "rot90",
                                          "jitter", "grayscale", "blur", "solarize"]
@@ -44,6 +46,13 @@ public struct PipelineFile: Decodable, Sendable {
                         }
                     }
                 }
+                if let eval = top["eval"] as? [String: Any] {
+                    let unknown = Set(eval.keys).subtracting(EvalConfig.knownKeys)
+                    if !unknown.isEmpty {
+                        throw TesseraError(.invalidConfig, path: path, "eval: unknown setting(s): \(unknown.sorted().joined(separator: ", "))",
+                                           hint: "known: \(EvalConfig.knownKeys.sorted().joined(separator: ", "))")
+                    }
+                }
                 if let train = top["train"] as? [String: Any] {
                     let unknown = Set(train.keys).subtracting(TrainConfig.knownKeys)
                     if !unknown.isEmpty {
@@ -60,7 +69,14 @@ public struct PipelineFile: Decodable, Sendable {
                     }
                 }
             }
-            return try YAMLDecoder().decode(PipelineFile.self, from: text)
+            var file = try YAMLDecoder().decode(PipelineFile.self, from: text)
+            if let e = file.eval, e.checkpoint.isEmpty {
+                guard let t = file.train else {
+                    throw TesseraError(.invalidConfig, path: path, "eval: no checkpoint given and no train section to take it from")
+                }
+                file.eval?.checkpoint = t.output + "/" + TrainRun.checkpointName
+            }
+            return file
         } catch let e as TesseraError {
             throw e
         } catch let DecodingError.typeMismatch(_, ctx), let DecodingError.valueNotFound(_, ctx) {

@@ -125,7 +125,9 @@ struct TileCommand: ParsableCommand {
 }
 
 struct RunCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "run", abstract: "Run a pipeline file (pipelines/*.yaml).")
+    static let configuration = CommandConfiguration(
+        commandName: "run", abstract: "Run a pipeline file (pipelines/*.yaml): its tile, train and eval sections, in that order.",
+        discussion: "Each stage continues from what is already on disk: finished tiling and training are not redone.")
     @Argument(help: "Pipeline YAML file.")
     var pipeline: String
     @Flag(help: "No progress line.")
@@ -134,11 +136,32 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         let file: PipelineFile
         do { file = try PipelineFile.load(path: pipeline) } catch { throw fail(error) }
-        guard var tile = file.tile else {
-            throw fail(TesseraError(.invalidConfig, path: pipeline, "has no stage to run (expected a `tile:` section)"))
+        guard file.tile != nil || file.train != nil || file.eval != nil else {
+            throw fail(TesseraError(.invalidConfig, path: pipeline, "has no stage to run (expected `tile:`, `train:` or `eval:`)"))
         }
-        if quiet { tile.quiet = true }
-        try runTiling(tile)
+        if var tile = file.tile {
+            if quiet { tile.quiet = true }
+            try runTiling(tile)
+        }
+        do {
+            if let train = file.train {
+                guard let recipe = file.views else {
+                    throw TesseraError(.invalidConfig, path: pipeline, "a train section needs a views section (the recipe)")
+                }
+                var o = TrainRun.Options()
+                o.resume = true
+                o.quiet = quiet
+                let s = try TrainRun.run(train, recipe: recipe, options: o)
+                print(String(format: "train: %@ (%d steps this run, final loss %.4f); curves: %@/loss.png, %@/lr.png",
+                             s.checkpoint, s.steps, s.finalLoss, train.output, train.output))
+            }
+            if var eval = file.eval {
+                if quiet { eval.quiet = true }
+                let s = try EvalRun.run(eval)
+                print(s.table)
+                if !s.written.isEmpty { print("eval: wrote " + s.written.joined(separator: ", ")) }
+            }
+        } catch { throw fail(error) }
     }
 }
 

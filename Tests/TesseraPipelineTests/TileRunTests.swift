@@ -205,7 +205,7 @@ final class TileRunTests: XCTestCase {
         XCTAssertThrowsError(try PipelineFile.load(path: dir + "/typo.yaml")) { XCTAssertTrue("\($0)".contains("tile_sise")) }
         try "tile:\n  inputs: [a]\n  output: b\n  tile_size: big\n".write(toFile: dir + "/type.yaml", atomically: true, encoding: .utf8)
         XCTAssertThrowsError(try PipelineFile.load(path: dir + "/type.yaml")) { XCTAssertTrue("\($0)".contains("tile_size")) }
-        let demo = try PipelineFile.load(path: Fixtures.root + "/pipelines/demo.yaml")
+        let demo = try PipelineFile.load(path: Fixtures.root + "/pipelines/slide-demo.yaml")
         XCTAssertEqual(demo.tile?.mpp, 0.5)
         XCTAssertEqual(demo.tile?.shardSize, 64_000_000)
     }
