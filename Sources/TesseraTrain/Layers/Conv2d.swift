@@ -88,10 +88,16 @@ public final class Conv2d: Layer {
         let (n, h, w) = (x.shape[1], x.shape[2], x.shape[3])
         let (oh, ow) = (dy.shape[2], dy.shape[3])
         let ohw = oh * ow, kk = inChannels * kernel * kernel
-        let step = chunk(images: n, outPixels: ohw)
-        var dx = Tensor(zeros: computesInputGradient ? x.shape : [0, 0, 0, 0])
+        // Stride-1 "same" convolutions (every 3×3 conv here but the strided ones) take ∂X as a
+        // convolution; the others scatter-add unfolded gradients back (col2im).
+        let transposed = computesInputGradient && !isPointwise && stride == 1 && oh == h && ow == w
+        let flipped: [Float]? = transposed ? flippedWeight() : nil
+        let rows = transposed ? max(kk, outChannels * kernel * kernel) : kk
+        let step = max(1, min(n, columnBudget / max(1, rows * ohw)))
+        var dx = transposed ? Tensor(shape: x.shape, data: [Float].filled(x.count) { _ in })
+                            : Tensor(zeros: computesInputGradient ? x.shape : [0, 0, 0, 0])
         if !isPointwise, cols.count < kk * step * ohw { cols = [Float](repeating: 0, count: kk * step * ohw) }
-        if !isPointwise, computesInputGradient, dcols.count < kk * step * ohw { dcols = [Float](repeating: 0, count: kk * step * ohw) }
+        if !isPointwise, computesInputGradient, dcols.count < rows * step * ohw { dcols = [Float](repeating: 0, count: rows * step * ohw) }
         if let b = bias {
             let row = n * ohw
             dy.data.withUnsafeBufferPointer { gp in
@@ -125,7 +131,17 @@ public final class Conv2d: Layer {
                                             im2col(xp, n: n, h: h, w: w, n0: n0, count: cn, oh: oh, ow: ow, cols: cp)
                                             BLAS.sgemm(transB: true, m: outChannels, n: kk, k: cn * ohw, a: g, lda: n * ohw,
                                                        b: cp.baseAddress!, ldb: cn * ohw, beta: 1, c: gw.baseAddress!, ldc: kk)
-                                            if computesInputGradient {
+                                            if computesInputGradient, let wf = flipped {
+                                                // ∂X = convolution of ∂Y with the flipped, transposed kernel: one product with
+                                                // K = out·k·k instead of K = out followed by a scatter-add (col2im).
+                                                let kt = outChannels * kernel * kernel
+                                                Self.unfold(gp, channels: outChannels, kernel: kernel, stride: 1, padding: kernel - 1 - padding,
+                                                            n: n, h: oh, w: ow, n0: n0, count: cn, oh: h, ow: w, cols: dcp)
+                                                wf.withUnsafeBufferPointer { fp in
+                                                    BLAS.sgemm(m: inChannels, n: cn * h * w, k: kt, a: fp.baseAddress!, lda: kt,
+                                                               b: dcp.baseAddress!, ldb: cn * h * w, c: dxp.baseAddress! + n0 * h * w, ldc: n * h * w)
+                                                }
+                                            } else if computesInputGradient {
                                                 BLAS.sgemm(transA: true, m: kk, n: cn * ohw, k: outChannels, a: wp.baseAddress!, lda: kk,
                                                            b: g, ldb: n * ohw, c: dcp.baseAddress!, ldc: cn * ohw)
                                                 col2im(dcp, n: n, h: h, w: w, n0: n0, count: cn, oh: oh, ow: ow, dx: dxp)
@@ -144,26 +160,33 @@ public final class Conv2d: Layer {
         return dx
     }
 
+    /// Unfolds images [n0, n0+count) of x [C, N, H, W] into cols [C·k·k, count·OH·OW]; rows ordered
+    /// (channel, ky, kx) to match the weight's memory layout.
+    private func im2col(_ x: UnsafeBufferPointer<Float>, n: Int, h: Int, w: Int, n0: Int, count: Int, oh: Int, ow: Int,
+                        cols: UnsafeMutableBufferPointer<Float>) {
+        Self.unfold(x, channels: inChannels, kernel: kernel, stride: stride, padding: padding, n: n, h: h, w: w, n0: n0, count: count,
+                    oh: oh, ow: ow, cols: cols)
+    }
+
     /// Output columns ox whose input column ox·stride + kx − padding lies inside [0, width).
-    private func validColumns(_ kx: Int, width w: Int, outWidth ow: Int) -> (Int, Int) {
+    static func validColumns(_ kx: Int, stride: Int, padding: Int, width w: Int, outWidth ow: Int) -> (Int, Int) {
         let lo = kx >= padding ? 0 : (padding - kx + stride - 1) / stride
         let last = w - 1 + padding - kx
         let hi = last < 0 ? 0 : min(ow, last / stride + 1)
         return (min(lo, ow), hi)
     }
 
-    /// Unfolds images [n0, n0+count) of x [C, N, H, W] into cols [C·k·k, count·OH·OW]; rows ordered
-    /// (channel, ky, kx) to match the weight's memory layout.
-    private func im2col(_ x: UnsafeBufferPointer<Float>, n: Int, h: Int, w: Int, n0: Int, count: Int, oh: Int, ow: Int,
-                        cols: UnsafeMutableBufferPointer<Float>) {
-        let (k, s, p) = (kernel, stride, padding)
+    /// im2col for any geometry: images [n0, n0+count) of x [channels, N, H, W] → cols
+    /// [channels·k·k, count·OH·OW], rows ordered (channel, ky, kx).
+    static func unfold(_ x: UnsafeBufferPointer<Float>, channels: Int, kernel k: Int, stride s: Int, padding p: Int,
+                       n: Int, h: Int, w: Int, n0: Int, count: Int, oh: Int, ow: Int, cols: UnsafeMutableBufferPointer<Float>) {
         let rowLength = count * oh * ow
-        for c in 0..<inChannels {
+        for c in 0..<channels {
             for ky in 0..<k {
                 for kx in 0..<k {
                     let row = ((c * k + ky) * k + kx) * rowLength
                     // Valid output columns: 0 ≤ ox·s + kx − p < w.
-                    let (oxLo, oxHi) = validColumns(kx, width: w, outWidth: ow)
+                    let (oxLo, oxHi) = validColumns(kx, stride: s, padding: p, width: w, outWidth: ow)
                     let cb = cols.baseAddress!, xb = x.baseAddress!
                     for i in 0..<count {
                         let plane = (c &* n &+ n0 &+ i) &* h &* w
@@ -189,6 +212,22 @@ public final class Conv2d: Layer {
         }
     }
 
+    /// W′[c, (o, ky, kx)] = W[o, c, k−1−ky, k−1−kx]: the kernel of the transposed convolution.
+    private func flippedWeight() -> [Float] {
+        let k = kernel, kk = k * k
+        var out = [Float](repeating: 0, count: inChannels * outChannels * kk)
+        for o in 0..<outChannels {
+            for c in 0..<inChannels {
+                for ky in 0..<k {
+                    for kx in 0..<k {
+                        out[(c * outChannels + o) * kk + (k - 1 - ky) * k + (k - 1 - kx)] = weight.value[((o * inChannels + c) * k + ky) * k + kx]
+                    }
+                }
+            }
+        }
+        return out
+    }
+
     /// The adjoint of `im2col`: adds cols back into dx (overlapping windows accumulate).
     private func col2im(_ cols: UnsafeMutableBufferPointer<Float>, n: Int, h: Int, w: Int, n0: Int, count: Int, oh: Int, ow: Int,
                         dx: UnsafeMutableBufferPointer<Float>) {
@@ -198,7 +237,7 @@ public final class Conv2d: Layer {
             for ky in 0..<k {
                 for kx in 0..<k {
                     let row = ((c * k + ky) * k + kx) * rowLength
-                    let (oxLo, oxHi) = validColumns(kx, width: w, outWidth: ow)
+                    let (oxLo, oxHi) = Self.validColumns(kx, stride: s, padding: p, width: w, outWidth: ow)
                     if oxHi <= oxLo { continue }
                     let cb = cols.baseAddress!, db = dx.baseAddress!
                     for i in 0..<count {
