@@ -69,6 +69,10 @@ struct TileCommand: ParsableCommand {
     var stain: String?
     @Option(name: .customLong("stain-fit"), help: "Fit source stains per tile (default) or once per slide on 32 of its tissue tiles (slide).")
     var stainFit: String?
+    @Option(help: ArgumentHelp("Tile only part I of N (I from 0) into OUT/parts/part-III-of-NNN; merge with `tessera merge OUT`.",
+                               discussion: "Default inside a Slurm job array: from SLURM_ARRAY_TASK_ID/COUNT (and _MIN, _STEP). `none` turns it off.",
+                               valueName: "I/N"))
+    var partition: String?
     @Option(help: "Worker threads (default: cores). Does not change the output.")
     var workers: Int?
     @Option(name: .customLong("slide-timeout"), help: "Per-slide watchdog in seconds, 0 = off (default 1800).")
@@ -117,6 +121,9 @@ struct TileCommand: ParsableCommand {
         }
         if let labels { c.labels = labels }
         if labelsFromFolders { c.labelsFromFolders = true }
+        do {
+            c.partition = try Partition.resolve(flag: partition, environment: ProcessInfo.processInfo.environment, configured: c.partition)
+        } catch { throw fail(error) }
         if let workers { c.workers = workers }
         if let slideTimeout { c.slideTimeout = slideTimeout }
         if quiet { c.quiet = true }
