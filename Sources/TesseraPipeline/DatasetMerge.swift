@@ -70,6 +70,7 @@ public enum DatasetMerge {
         manifest.status = .inProgress
         manifest.resume = resume
         try FileManager.default.createDirectory(atPath: shardDir, withIntermediateDirectories: true)
+        if plan.thumbnails { try FileManager.default.createDirectory(atPath: out + "/thumbnails", withIntermediateDirectories: true) }
         try removeUnlisted(in: shardDir, keeping: Set(manifest.shards.map(\.name)))
         try manifest.save(directory: out)
 

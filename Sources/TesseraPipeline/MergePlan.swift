@@ -29,6 +29,8 @@ struct MergePlan {
     let configHash: String
     let config: JSONValue
     let shardSize: Int
+    /// The parts have a thumbnails directory (a single run would too).
+    let thumbnails: Bool
     let record: MergeRecord
 
     func newManifest() -> DatasetManifest {
@@ -132,7 +134,8 @@ struct MergePlan {
         let record = MergeRecord(parts: n, merged: fingerprint.map(\.name), missing: missingNames,
                                  partsHash: SHA256.hexDigest(of: [UInt8](try CanonicalJSON.encode(fingerprint))))
         return MergePlan(count: n, parts: parts, inputs: inputAt.compactMap { $0 }, sources: slots.compactMap { $0 },
-                         configHash: ref.baseConfigHash, config: config, shardSize: shardSize, record: record)
+                         configHash: ref.baseConfigHash, config: config, shardSize: shardSize,
+                         thumbnails: FileManager.default.fileExists(atPath: reference.directory + "/thumbnails"), record: record)
     }
 
     /// Lists the collection again as the parts did and reassigns it, to name the slides of missing
