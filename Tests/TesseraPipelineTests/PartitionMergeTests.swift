@@ -119,6 +119,48 @@ final class PartitionMergeTests: XCTestCase {
         XCTAssertEqual(all.count, reader.count / 4 * 4)
     }
 
+    /// A merge killed after some shards (manifest saved with a resume point, a temporary shard
+    /// left behind) continues when rerun and ends byte-identical.
+    func testInterruptedMergeContinues() throws {
+        let dir = Fixtures.tempDir(self)
+        let out = dir + "/ds"
+        for i in 0..<2 { XCTAssertEqual(try tile([Self.pbc, Fixtures.svs], out, ["--partition", "\(i)/2"]).status, 0) }
+        _ = try DatasetMerge.run(directory: out, quiet: true)
+        let complete = try DatasetManifest.load(directory: out)
+        let before = try files(out + "/shards")
+        XCTAssertGreaterThan(complete.shards.count, 6)
+
+        // The state a kill after the third shard leaves.
+        var m = complete
+        let kept = 3
+        var left = complete.shards.prefix(kept).reduce(0) { $0 + $1.samples }
+        var slide = 0
+        while slide < complete.slides.count && left >= complete.slides[slide].samples {
+            left -= complete.slides[slide].samples
+            slide += 1
+        }
+        m.status = .inProgress
+        m.resume = ResumePoint(slide: slide, samplesDone: left, nextShard: kept)
+        m.slides = Array(complete.slides.prefix(slide))
+        m.shards = Array(complete.shards.prefix(kept))
+        try m.save(directory: out)
+        for info in complete.shards.dropFirst(kept) {
+            try FileManager.default.removeItem(atPath: out + "/shards/" + info.name)
+            try FileManager.default.removeItem(atPath: out + "/shards/" + ShardIndex.indexName(forShard: info.name))
+        }
+        try Data("partial".utf8).write(to: URL(fileURLWithPath: out + "/shards/" + complete.shards[kept].name + ".tmp"))
+
+        var lines: [String] = []
+        let lock = NSLock()
+        _ = try DatasetMerge.run(directory: out, quiet: true, log: { l in lock.withLock { lines.append(l) } })
+        XCTAssertTrue(lines.contains { $0.contains("resuming merge: 3 complete shards") }, "\(lines)")
+        XCTAssertEqual(try files(out + "/shards"), before)
+        let resumed = try DatasetManifest.load(directory: out)
+        XCTAssertEqual(resumed.shards, complete.shards)
+        XCTAssertEqual(resumed.slides, complete.slides)
+        XCTAssertEqual(resumed.status, .complete)
+    }
+
     // MARK: - Missing, unfinished and killed parts
 
     func testMergeRefusesMissingPartsUnlessAllowPartial() throws {
