@@ -21,6 +21,8 @@ struct TileCommand: ParsableCommand {
 
     @Argument(help: "Slides, images, or folders of them (walked recursively).")
     var inputs: [String] = []
+    @Option(name: .customLong("input-list"), help: "Text file of slide paths or folders, one per line (blank lines and # comments ignored), after the arguments.")
+    var inputList: String?
     @Option(name: [.short, .customLong("output")], help: "Output dataset directory.")
     var output: String?
     @Option(help: "YAML pipeline file whose `tile:` section gives defaults; flags override it.")
@@ -90,7 +92,11 @@ struct TileCommand: ParsableCommand {
                 return t
             } ?? TileConfig()
         } catch { throw fail(error) }
-        if !inputs.isEmpty { c.inputs = inputs }
+        var given = inputs
+        if let inputList {
+            do { given += try InputList.read(path: inputList) } catch { throw fail(error) }
+        }
+        if !given.isEmpty { c.inputs = given }
         if let output { c.output = output }
         if let mpp { c.mpp = mpp; c.magnification = nil }
         if let magnification { c.magnification = magnification; if mpp == nil { c.mpp = nil } }
@@ -230,6 +236,10 @@ struct ReadCommand: ParsableCommand {
     var epoch = 0
     @Flag(name: .customLong("no-shuffle"), help: "Read in manifest order.")
     var noShuffle = false
+    @Option(help: "Training rank whose share of the epoch to read (0-based; with --world-size).")
+    var rank = 0
+    @Option(name: .customLong("world-size"), help: "Number of training ranks: each reads a disjoint share of the samples (default 1).")
+    var worldSize = 1
     @Flag(help: "Print one JSON line instead of text.")
     var json = false
     @Option(help: "Read only part of a split: FILE:SELECTOR, e.g. splits/pbc.csv:train,subset=10 or splits/pbc.csv:trainval,fold!=2.")
@@ -242,6 +252,8 @@ struct ReadCommand: ParsableCommand {
             var order = ReadOrder()
             order.seed = seed
             order.shuffle = !noShuffle
+            order.rank = rank
+            order.worldSize = worldSize
             let r = try ReadThroughput.run(reader, order: order, epoch: epoch, decode: decode, threads: max(1, threads),
                                            slides: selection?.slides, keys: selection?.keys)
             if json {
