@@ -48,6 +48,9 @@ public struct TileConfig: Codable, Sendable, Equatable {
     /// mosaic of 32 of its tissue tiles (consistent within a slide, and much faster).
     public var stainFit: StainFit = .tile
     public enum StainFit: String, Codable, Sendable, CaseIterable { case tile, slide }
+    /// Tile only this part of the collection (`SlideAssignment`), into `output/parts/<part>/`.
+    /// Part of the config hash, so a part cannot be resumed under a different partitioning.
+    public var partition: Partition?
     // Settings below do not change the output bytes and are not part of the config hash.
     public var workers: Int = min(256, max(1, ProcessInfo.processInfo.activeProcessorCount))
     /// Per-slide time limit in seconds (watchdog); 0 disables it.
@@ -62,7 +65,7 @@ public struct TileConfig: Codable, Sendable, Equatable {
         case inputs, output, mpp, magnification, assumeMpp = "assume_mpp", allowUpsample = "allow_upsample"
         case tileSize = "tile_size", stride, minTissue = "min_tissue", tissueMethod = "tissue_method"
         case maskSize = "mask_size", maskDir = "mask_dir", format, quality, shardSize = "shard_size"
-        case depth16 = "depth16", thumbnails, checksumSlides = "checksum_slides", passThrough = "pass_through", labels, labelsFromFolders = "labels_from_folders", normalize, stain, stainFit = "stain_fit", workers
+        case depth16 = "depth16", thumbnails, checksumSlides = "checksum_slides", passThrough = "pass_through", labels, labelsFromFolders = "labels_from_folders", normalize, stain, stainFit = "stain_fit", partition, workers
         case slideTimeout = "slide_timeout", readRun = "read_run", quiet
     }
 
@@ -97,6 +100,7 @@ public struct TileConfig: Codable, Sendable, Equatable {
         normalize = try c.decodeIfPresent(StainMethod.self, forKey: .normalize) ?? d.normalize
         stain = try c.decodeIfPresent(String.self, forKey: .stain)
         stainFit = try c.decodeIfPresent(StainFit.self, forKey: .stainFit) ?? d.stainFit
+        partition = try c.decodeIfPresent(Partition.self, forKey: .partition)
         workers = try c.decodeIfPresent(Int.self, forKey: .workers) ?? d.workers
         slideTimeout = try c.decodeIfPresent(Double.self, forKey: .slideTimeout) ?? d.slideTimeout
         readRun = try c.decodeIfPresent(Int.self, forKey: .readRun) ?? d.readRun
@@ -104,6 +108,12 @@ public struct TileConfig: Codable, Sendable, Equatable {
     }
 
     public var effectiveStride: Int { stride ?? tileSize }
+
+    /// Where this run writes its dataset: `output`, or `output/parts/part-III-of-NNN` for a partition.
+    public var datasetDirectory: String {
+        guard let partition else { return output }
+        return output + "/parts/" + partition.directoryName
+    }
 
     public var target: ResolutionTarget {
         if let mpp { return .mpp(mpp) }
@@ -163,6 +173,13 @@ public struct TileConfig: Codable, Sendable, Equatable {
 
     public func hash() throws -> String {
         SHA256.hexDigest(of: [UInt8](try CanonicalJSON.encode(try outputDefiningJSON())))
+    }
+
+    /// The hash without the partition: what a single-machine run over the whole collection records.
+    public func baseHash() throws -> String {
+        var whole = self
+        whole.partition = nil
+        return try whole.hash()
     }
 
     /// The normalization target: the `stain` file, or the method's built-in one; nil without normalization.

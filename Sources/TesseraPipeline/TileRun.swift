@@ -38,7 +38,7 @@ public final class TileRun: @unchecked Sendable {
         let started = Date()
         try config.validate()
         try VipsRuntime.start()
-        let out = config.output
+        let out = config.datasetDirectory
         let shardDir = out + "/shards"
         let thumbDir = out + "/thumbnails"
         for d in [out, shardDir] + (config.thumbnails ? [thumbDir] : []) {
@@ -54,7 +54,10 @@ public final class TileRun: @unchecked Sendable {
             throw TesseraError(.invalidConfig, path: config.inputs.joined(separator: ", "), "no slides or images found",
                                hint: "known extensions: \(SlideDiscovery.extensions.sorted().joined(separator: ", "))")
         }
-        let inputs = try attachLabels(found)
+        let collection = try attachLabels(found)
+        // A partition tiles its own slides exactly as a whole run would (same ids, labels and order).
+        let part = try partitionRecord(collection)
+        let inputs = part.map { $0.positions.map { collection[$0] } } ?? collection
         let hash = try config.hash()
         var manifest: DatasetManifest
         if FileManager.default.fileExists(atPath: out + "/" + DatasetManifest.fileName) {
@@ -63,7 +66,7 @@ public final class TileRun: @unchecked Sendable {
                 throw TesseraError(.mismatch, path: out, "holds a dataset made with different settings",
                                    hint: "use a new output directory, or rerun with the settings recorded in its manifest.json")
             }
-            guard manifest.inputs == inputs else {
+            guard manifest.inputs == inputs, manifest.partition == part else {
                 throw TesseraError(.mismatch, path: out, "the input slides changed since this dataset was started",
                                    hint: "use a new output directory for a different collection")
             }
@@ -78,6 +81,7 @@ public final class TileRun: @unchecked Sendable {
                                    hint: "choose an empty output directory")
             }
             manifest = DatasetManifest(tesseraVersion: Self.version, configHash: hash, config: try JSONValue.from(config), inputs: inputs)
+            manifest.partition = part
         }
         let resume = manifest.resume ?? ResumePoint(slide: 0, samplesDone: 0, nextShard: 0)
         guard resume.slide >= 0, resume.slide <= inputs.count, resume.samplesDone >= 0, resume.nextShard >= 0,
@@ -136,6 +140,14 @@ public final class TileRun: @unchecked Sendable {
         }
         try assembler.finish()
         return summary(assembler.manifest, started: started, alreadyComplete: false)
+    }
+
+    /// Where this part's slides sit in the collection; nil when not partitioned.
+    private func partitionRecord(_ collection: [InputFile]) throws -> PartitionRecord? {
+        guard let p = config.partition else { return nil }
+        let positions = SlideAssignment.assign(collection, parts: p.count)[p.index]
+        return PartitionRecord(index: p.index, count: p.count, positions: positions, collectionSize: collection.count,
+                               collectionHash: try SlideAssignment.collectionHash(collection), baseConfigHash: try config.baseHash())
     }
 
     /// Small slides go to a worker whole; large ones are prepared here (under the watchdog) and cut

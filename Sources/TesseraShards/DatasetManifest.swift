@@ -97,6 +97,10 @@ public struct DatasetManifest: Codable, Sendable {
     public var shards: [ShardInfo]
     /// Present while `status` is in-progress.
     public var resume: ResumePoint?
+    /// Present in one part of a partitioned run (`tessera tile --partition I/N`).
+    public var partition: PartitionRecord?
+    /// Present in a dataset made by `tessera merge`.
+    public var merge: MergeRecord?
     public var samples: Int { shards.reduce(0) { $0 + $1.samples } }
 
     public init(tesseraVersion: String, configHash: String, config: JSONValue, inputs: [InputFile]) {

@@ -16,7 +16,7 @@ struct Tessera: ParsableCommand {
         commandName: "tessera",
         abstract: "Pathology slides and microscopy images to training-ready shards.",
         version: TileRun.version,
-        subcommands: [TileCommand.self, RunCommand.self, StainCommand.self, SplitCommand.self, ViewsCommand.self, TrainCommand.self, EvalCommand.self, BenchTrainCommand.self, InspectCommand.self, VerifyCommand.self, ReadCommand.self])
+        subcommands: [TileCommand.self, MergeCommand.self, RunCommand.self, StainCommand.self, SplitCommand.self, ViewsCommand.self, TrainCommand.self, EvalCommand.self, BenchTrainCommand.self, InspectCommand.self, VerifyCommand.self, ReadCommand.self])
 }
 
 /// Prints a Tessera error the way users should see it and exits non-zero.
@@ -31,7 +31,7 @@ func runTiling(_ config: TileConfig) throws {
     let summary: TileSummary
     do { summary = try TileRun(config: config).run() } catch { throw fail(error) }
     let head = summary.alreadyComplete ? "already complete" : String(format: "done in %.1f s", summary.seconds)
-    print("\(config.output): \(head): \(summary.slides) slides (\(summary.done) done, \(summary.skipped) skipped, \(summary.failed) failed), \(summary.samples) tiles in \(summary.shards) shards")
+    print("\(config.datasetDirectory): \(head): \(summary.slides) slides (\(summary.done) done, \(summary.skipped) skipped, \(summary.failed) failed), \(summary.samples) tiles in \(summary.shards) shards")
     for f in summary.failures { print("  failed \(f.id): \(f.reason)") }
     if summary.failed > 0 { throw ExitCode(3) }
 }

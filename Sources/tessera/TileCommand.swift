@@ -21,6 +21,8 @@ struct TileCommand: ParsableCommand {
 
     @Argument(help: "Slides, images, or folders of them (walked recursively).")
     var inputs: [String] = []
+    @Option(name: .customLong("input-list"), help: "Text file of slide paths or folders, one per line (blank lines and # comments ignored), after the arguments.")
+    var inputList: String?
     @Option(name: [.short, .customLong("output")], help: "Output dataset directory.")
     var output: String?
     @Option(help: "YAML pipeline file whose `tile:` section gives defaults; flags override it.")
@@ -69,6 +71,10 @@ struct TileCommand: ParsableCommand {
     var stain: String?
     @Option(name: .customLong("stain-fit"), help: "Fit source stains per tile (default) or once per slide on 32 of its tissue tiles (slide).")
     var stainFit: String?
+    @Option(help: ArgumentHelp("Tile only part I of N (I from 0) into OUT/parts/part-III-of-NNN; merge with `tessera merge OUT`.",
+                               discussion: "Default inside a Slurm job array: from SLURM_ARRAY_TASK_ID/COUNT (and _MIN, _STEP). `none` turns it off.",
+                               valueName: "I/N"))
+    var partition: String?
     @Option(help: "Worker threads (default: cores). Does not change the output.")
     var workers: Int?
     @Option(name: .customLong("slide-timeout"), help: "Per-slide watchdog in seconds, 0 = off (default 1800).")
@@ -86,7 +92,11 @@ struct TileCommand: ParsableCommand {
                 return t
             } ?? TileConfig()
         } catch { throw fail(error) }
-        if !inputs.isEmpty { c.inputs = inputs }
+        var given = inputs
+        if let inputList {
+            do { given += try InputList.read(path: inputList) } catch { throw fail(error) }
+        }
+        if !given.isEmpty { c.inputs = given }
         if let output { c.output = output }
         if let mpp { c.mpp = mpp; c.magnification = nil }
         if let magnification { c.magnification = magnification; if mpp == nil { c.mpp = nil } }
@@ -117,6 +127,9 @@ struct TileCommand: ParsableCommand {
         }
         if let labels { c.labels = labels }
         if labelsFromFolders { c.labelsFromFolders = true }
+        do {
+            c.partition = try Partition.resolve(flag: partition, environment: ProcessInfo.processInfo.environment, configured: c.partition)
+        } catch { throw fail(error) }
         if let workers { c.workers = workers }
         if let slideTimeout { c.slideTimeout = slideTimeout }
         if quiet { c.quiet = true }
@@ -223,6 +236,10 @@ struct ReadCommand: ParsableCommand {
     var epoch = 0
     @Flag(name: .customLong("no-shuffle"), help: "Read in manifest order.")
     var noShuffle = false
+    @Option(help: "Training rank whose share of the epoch to read (0-based; with --world-size).")
+    var rank = 0
+    @Option(name: .customLong("world-size"), help: "Number of training ranks: each reads a disjoint share of the samples (default 1).")
+    var worldSize = 1
     @Flag(help: "Print one JSON line instead of text.")
     var json = false
     @Option(help: "Read only part of a split: FILE:SELECTOR, e.g. splits/pbc.csv:train,subset=10 or splits/pbc.csv:trainval,fold!=2.")
@@ -235,6 +252,8 @@ struct ReadCommand: ParsableCommand {
             var order = ReadOrder()
             order.seed = seed
             order.shuffle = !noShuffle
+            order.rank = rank
+            order.worldSize = worldSize
             let r = try ReadThroughput.run(reader, order: order, epoch: epoch, decode: decode, threads: max(1, threads),
                                            slides: selection?.slides, keys: selection?.keys)
             if json {
