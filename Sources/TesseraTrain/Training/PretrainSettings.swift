@@ -54,7 +54,7 @@ public struct PretrainSettings: Codable, Sendable, Equatable {
     /// Errors for values no run could use, naming the setting.
     public func validate() throws {
         func bad(_ name: String, _ why: String) -> TesseraError { TesseraError(.invalidConfig, "train.\(name): \(why)") }
-        _ = try BackboneSpec(parsing: backbone)
+        do { _ = try BackboneSpec(parsing: backbone) } catch let e as TesseraError { throw bad("backbone", e.message) }
         if epochs < 1 { throw bad("epochs", "must be at least 1, got \(epochs)") }
         if batchSize < 2 { throw bad("batch_size", "must be at least 2 (the losses contrast samples in a batch), got \(batchSize)") }
         if !(learningRate > 0) || !learningRate.isFinite { throw bad("lr", "must be positive, got \(learningRate)") }
