@@ -21,13 +21,16 @@ public struct EvalConfig: Decodable, Sendable {
     public var supervisedBatch = 32
     /// Directory for eval.json, report.txt and confusion.png.
     public var out: String?
+    /// Pipeline file whose `views:` recipe the supervised baseline augments with, when the checkpoint
+    /// does not record one (checkpoints record their training recipe).
+    public var recipe: String?
     public var workers: Int?
     public var quiet = false
 
     public init(checkpoint: String) { self.checkpoint = checkpoint }
 
     enum Keys: String, CodingKey, CaseIterable {
-        case checkpoint, dataset, split, train, test, subsets, out, workers
+        case checkpoint, dataset, split, train, test, subsets, out, workers, recipe
         case randomInit = "random_init", supervised, supervisedSteps = "supervised_steps", supervisedBatch = "supervised_batch"
     }
     static var knownKeys: Set<String> { Set(Keys.allCases.map(\.rawValue)) }
@@ -43,6 +46,7 @@ public struct EvalConfig: Decodable, Sendable {
             subsets = v.map(String.init).joined(separator: ",")
         }
         out = try c.decodeIfPresent(String.self, forKey: .out)
+        recipe = try c.decodeIfPresent(String.self, forKey: .recipe)
         workers = try c.decodeIfPresent(Int.self, forKey: .workers)
         randomInit = try c.decodeIfPresent(Bool.self, forKey: .randomInit) ?? false
         supervised = try c.decodeIfPresent(Bool.self, forKey: .supervised) ?? false
@@ -98,6 +102,12 @@ extension EvalRun {
                 sizes.append(n)
             }
             var models = [try model(checkpoint: c.checkpoint)]
+            if models[0].recipe == nil, let path = c.recipe {
+                guard let r = try PipelineFile.load(path: path).views else {
+                    throw TesseraError(.invalidConfig, path: path, "no views: section to take the recipe from")
+                }
+                models[0].recipe = r
+            }
             if c.randomInit { models.append(try model(checkpoint: c.checkpoint, randomInit: true)) }
             var rows: [String] = ["| model | labels/class | train images | kNN acc | kNN bal. acc | probe acc | probe bal. acc |",
                                   "|---|---:|---:|---:|---:|---:|---:|"]

@@ -35,6 +35,8 @@ struct EvalCommand: ParsableCommand {
     var supervisedSteps = 150
     @Option(name: .customLong("supervised-batch"), help: "Batch size of the supervised baseline.")
     var supervisedBatch = 32
+    @Option(help: "Pipeline file with the views: recipe for --supervised when the checkpoint records none.")
+    var recipe: String?
     @Option(help: "Directory for eval.json, report.txt and confusion.png.")
     var out: String?
     @Option(help: "Decode/resize threads (default: cores).")
@@ -55,6 +57,7 @@ struct EvalCommand: ParsableCommand {
             c.supervisedSteps = supervisedSteps
             c.supervisedBatch = supervisedBatch
             c.out = out
+            c.recipe = recipe
             c.workers = workers
             c.quiet = quiet
             let s = try EvalRun.run(c)

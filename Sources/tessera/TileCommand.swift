@@ -170,6 +170,7 @@ struct RunCommand: ParsableCommand {
             }
             if var eval = file.eval {
                 if quiet { eval.quiet = true }
+                if eval.recipe == nil, file.views != nil { eval.recipe = pipeline }
                 let s = try EvalRun.run(eval)
                 print(s.table)
                 if !s.written.isEmpty { print("eval: wrote " + s.written.joined(separator: ", ")) }
