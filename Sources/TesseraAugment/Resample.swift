@@ -41,18 +41,21 @@ public enum Resample {
         let maxCount = Int(support.rounded(.up)) * 2 + 1
         var start = [Int32](repeating: 0, count: output), count = [Int32](repeating: 0, count: output)
         var weights = [Float](repeating: 0, count: output * maxCount)
+        // One scratch row for all outputs (hi − lo never exceeds 2·support + 1 taps).
+        var w = [Double](repeating: 0, count: Int((2 * support).rounded(.up)) + 2)
         for o in 0..<output {
             let center = offset + (Double(o) + 0.5) * scale
             let lo = max(0, Int((center - support + 0.5).rounded(.down)))
             let hi = min(input, Int((center + support + 0.5).rounded(.down)))
-            var w = [Double]()
+            let taps = max(0, hi - lo)
+            if taps > w.count { w += [Double](repeating: 0, count: taps - w.count) }
             var total = 0.0
-            for x in lo..<max(lo, hi) {
-                let v = interpolation.weight((Double(x) - center + 0.5) / filterScale)
-                w.append(v)
+            for k in 0..<taps {
+                let v = interpolation.weight((Double(lo + k) - center + 0.5) / filterScale)
+                w[k] = v
                 total += v
             }
-            let n = min(w.count, maxCount)
+            let n = min(taps, maxCount)
             start[o] = Int32(lo)
             count[o] = Int32(n)
             for k in 0..<n { weights[o * maxCount + k] = Float(total != 0 ? w[k] / total : 0) }
@@ -60,59 +63,99 @@ public enum Resample {
         return Coefficients(start: start, count: count, weights: weights, maxCount: maxCount)
     }
 
+    /// A tile prepared for resampling: pixels as (R, G, B, 0) floats, so one SIMD4 load fetches a
+    /// pixel. Made once per tile and shared by all its views.
+    struct Source {
+        let width: Int
+        let height: Int
+        let rgbx: [Float]
+
+        init(_ im: RGBImage) {
+            width = im.width
+            height = im.height
+            let n = im.width * im.height
+            rgbx = im.pixels.withUnsafeBufferPointer { p in
+                [Float](unsafeUninitializedCapacity: 4 * n) { out, count in
+                    for i in 0..<n {
+                        out[4 * i] = Float(p[3 * i]); out[4 * i + 1] = Float(p[3 * i + 1])
+                        out[4 * i + 2] = Float(p[3 * i + 2]); out[4 * i + 3] = 0
+                    }
+                    count = 4 * n
+                }
+            }
+        }
+    }
+
     /// Resizes the region (x, y, width, height) of `image` to outWidth × outHeight.
     public static func crop(_ image: RGBImage, x: Int, y: Int, width: Int, height: Int, outWidth: Int, outHeight: Int,
                             interpolation: Interpolation) -> RGBImage {
+        let canvas = ViewCanvas()
+        crop(Source(image), x: x, y: y, width: width, height: height, outWidth: outWidth, outHeight: outHeight,
+             interpolation: interpolation, into: canvas)
+        return canvas.image()
+    }
+
+    /// Resizes a region of `source` into `canvas` (reshaped to outWidth × outHeight): the bytes of
+    /// `crop(_:…)`, which is this plus conversions.
+    static func crop(_ source: Source, x: Int, y: Int, width: Int, height: Int, outWidth: Int, outHeight: Int,
+                     interpolation: Interpolation, into canvas: ViewCanvas) {
         // Horizontal pass over the rows the vertical pass needs, then the vertical pass.
-        let cx = coefficients(input: image.width, output: outWidth, offset: Double(x), length: Double(width), interpolation: interpolation)
-        let cy = coefficients(input: image.height, output: outHeight, offset: Double(y), length: Double(height), interpolation: interpolation)
-        let rowLo = Int(cy.start.min() ?? 0)
-        let rowHi = zip(cy.start, cy.count).map { Int($0) + Int($1) }.max() ?? 0
+        let cx = coefficients(input: source.width, output: outWidth, offset: Double(x), length: Double(width), interpolation: interpolation)
+        let cy = coefficients(input: source.height, output: outHeight, offset: Double(y), length: Double(height), interpolation: interpolation)
+        var rowLo = Int.max, rowHi = 0
+        for o in 0..<outHeight {
+            rowLo = min(rowLo, Int(cy.start[o]))
+            rowHi = max(rowHi, Int(cy.start[o]) + Int(cy.count[o]))
+        }
+        if outHeight == 0 { rowLo = 0 }
         let rows = max(0, rowHi - rowLo)
-        var mid = [Float](repeating: 0, count: rows * outWidth * 3)
-        image.pixels.withUnsafeBufferPointer { src in
-            mid.withUnsafeMutableBufferPointer { m in
-                cx.weights.withUnsafeBufferPointer { w in
-                    for r in 0..<rows {
-                        let row = (rowLo + r) * image.width * 3
-                        for o in 0..<outWidth {
-                            let s = Int(cx.start[o]), n = Int(cx.count[o])
-                            var acc = SIMD4<Float>.zero
-                            for k in 0..<n {
-                                let p = row + (s + k) * 3
-                                acc += SIMD4(Float(src[p]), Float(src[p + 1]), Float(src[p + 2]), 0) * w[o * cx.maxCount + k]
+        canvas.reshape(width: outWidth, height: outHeight)
+        let planeLen = rows * outWidth
+        let mid = canvas.scratch(max(1, 3 * planeLen))
+        source.rgbx.withUnsafeBufferPointer { src in
+            cx.weights.withUnsafeBufferPointer { w in
+                cx.start.withUnsafeBufferPointer { start in
+                    cx.count.withUnsafeBufferPointer { count in
+                        let base = UnsafeRawPointer(src.baseAddress!)
+                        for r in 0..<rows {
+                            let row = (rowLo + r) * source.width
+                            let m = mid + r * outWidth
+                            for o in 0..<outWidth {
+                                let s = row + Int(start[o]), n = Int(count[o]), wo = o * cx.maxCount
+                                var acc = SIMD4<Float>.zero
+                                for k in 0..<n {
+                                    acc += base.loadUnaligned(fromByteOffset: 16 * (s + k), as: SIMD4<Float>.self) * w[wo + k]
+                                }
+                                m[o] = acc.x; m[planeLen + o] = acc.y; m[2 * planeLen + o] = acc.z
                             }
-                            let q = (r * outWidth + o) * 3
-                            m[q] = acc.x; m[q + 1] = acc.y; m[q + 2] = acc.z
                         }
                     }
                 }
             }
         }
-        var out = [UInt8](repeating: 0, count: outWidth * outHeight * 3)
-        let rowLen = outWidth * 3
-        var acc = [Float](repeating: 0, count: rowLen)
-        mid.withUnsafeBufferPointer { m in
-            out.withUnsafeMutableBufferPointer { dst in
-                cy.weights.withUnsafeBufferPointer { w in
-                    acc.withUnsafeMutableBufferPointer { a in
-                        // Whole rows at a time: contiguous, so the inner loop vectorizes.
-                        for o in 0..<outHeight {
-                            let s = Int(cy.start[o]) - rowLo, n = Int(cy.count[o])
-                            for c in 0..<rowLen { a[c] = 0.5 }
-                            let ap = a.baseAddress!
-                            for k in 0..<n {
-                                let wk = w[o * cy.maxCount + k]
-                                let mp = m.baseAddress! + (s + k) * rowLen
-                                for c in 0..<rowLen { ap[c] += mp[c] * wk }
-                            }
-                            let dp = dst.baseAddress! + o * rowLen
-                            for c in 0..<rowLen { dp[c] = UInt8(max(0, min(255, ap[c]))) }
-                        }
+        let whole = outWidth & ~7
+        cy.weights.withUnsafeBufferPointer { w in
+            for c in 0..<3 {
+                let mp = mid + c * planeLen, dp = canvas.plane(c)
+                // Whole rows at a time: contiguous, eight columns per step.
+                for o in 0..<outHeight {
+                    let s = Int(cy.start[o]) - rowLo, n = Int(cy.count[o]), wo = o * cy.maxCount
+                    let d = dp + o * outWidth
+                    var x = 0
+                    while x < whole {
+                        var acc = SIMD8<Float>(repeating: 0.5)
+                        for k in 0..<n { acc += load8(mp + (s + k) * outWidth, x) * w[wo + k] }
+                        store8(byteValue(acc), d, x)
+                        x += 8
+                    }
+                    while x < outWidth {
+                        var acc: Float = 0.5
+                        for k in 0..<n { acc += mp[(s + k) * outWidth + x] * w[wo + k] }
+                        d[x] = byteValue(acc)
+                        x += 1
                     }
                 }
             }
         }
-        return RGBImage(width: outWidth, height: outHeight, pixels: out)
     }
 }

@@ -62,19 +62,26 @@ public final class ViewBatchLoader: @unchecked Sendable {
     static func assemble(_ indices: [Int], epoch: Int, recipe: ViewRecipe, generator: ViewGenerator,
                          tile: (Int) throws -> RGBImage) throws -> ViewBatch {
         let b = indices.count
-        var tensors: [[Float]] = recipe.crops.map { g in
-            var t: [Float] = []
-            t.reserveCapacity(g.count * b * 3 * g.size * g.size)
-            return t
-        }
-        // Per sample its views, then copied view-major into the group tensors.
-        var perSample: [[[Float]]] = []
-        for i in indices { perSample.append(generator.tensors(of: try tile(i), sample: i, epoch: epoch)) }
+        // Tiles are read (and stain-jittered) once; each view is then normalized straight into its
+        // place in the group tensor — view-major — with no per-view array and no copy.
+        let tiles = try indices.map { i in generator.stained(try tile(i), sample: i, epoch: epoch) }
+        let canvas = ViewCanvas()
+        var tensors: [[Float]] = []
         var first = 0
-        for (gi, g) in recipe.crops.enumerated() {
-            for v in 0..<g.count {
-                for s in 0..<b { tensors[gi].append(contentsOf: perSample[s][first + v]) }
-            }
+        for g in recipe.crops {
+            let per = 3 * g.size * g.size, count = g.count * b * per
+            tensors.append([Float](unsafeUninitializedCapacity: count) { buffer, n in
+                let base = buffer.baseAddress!
+                for (s, i) in indices.enumerated() {
+                    // Re-prepared per group: cheaper than keeping a batch of prepared tiles in cache.
+                    let source = Resample.Source(tiles[s])
+                    for v in 0..<g.count {
+                        generator.render(source, group: g, position: v, sample: i, epoch: epoch, view: first + v, into: canvas)
+                        canvas.normalize(mean: generator.mean, std: generator.std, into: base + (v * b + s) * per)
+                    }
+                }
+                n = count
+            })
             first += g.count
         }
         let shapes = recipe.crops.map { [$0.count * b, 3, $0.size, $0.size] }

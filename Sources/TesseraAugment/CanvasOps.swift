@@ -1,0 +1,222 @@
+import Foundation
+
+/// The view operations in place on a `ViewCanvas`, byte-identical to their `PixelOps` reference:
+/// each computes the same float expression, in the same order, on the same whole-number inputs and
+/// truncates the same way, only eight pixels at a time and without a new image per step.
+extension ViewCanvas {
+    // MARK: Dihedral group
+
+    func flipHorizontal() {
+        let w = width
+        for c in 0..<3 {
+            let p = plane(c)
+            for y in 0..<height {
+                let row = p + y * w
+                var a = 0, b = w - 1
+                while a < b { swap(&row[a], &row[b]); a += 1; b -= 1 }
+            }
+        }
+    }
+
+    func flipVertical() {
+        let w = width
+        for c in 0..<3 {
+            let p = plane(c)
+            var a = 0, b = height - 1
+            while a < b {
+                let ra = p + a * w, rb = p + b * w
+                for x in 0..<w { swap(&ra[x], &rb[x]) }
+                a += 1; b -= 1
+            }
+        }
+    }
+
+    /// Counter-clockwise by k·90°, as `PixelOps.rotate90`.
+    func rotate90(times k: Int) {
+        let k = ((k % 4) + 4) % 4
+        if k == 0 { return }
+        if k == 2 { flipHorizontal(); flipVertical(); return }
+        let w = width, h = height, dst = sparePlanes()
+        for c in 0..<3 {
+            let s = plane(c), d = dst + c * planeStride
+            // Output (ny, nx) of a w-high, h-wide image.
+            if k == 1 {
+                for ny in 0..<w { for nx in 0..<h { d[ny * h + nx] = s[nx * w + (w - 1 - ny)] } }
+            } else {
+                for ny in 0..<w { for nx in 0..<h { d[ny * h + nx] = s[(h - 1 - nx) * w + ny] } }
+            }
+        }
+        swapPlanes(width: h, height: w)
+    }
+
+    // MARK: Colour (torchvision semantics on uint8, see PixelOps)
+
+    /// blend with a constant: x ← trunc(f·x + add) on all three planes.
+    private func blend(_ f: Float, add: Float) {
+        let f8 = SIMD8<Float>(repeating: f), a8 = SIMD8<Float>(repeating: add)
+        let p = planes
+        var i = 0
+        while i < 3 * planeStride { store8(byteValue(f8 * load8(p, i) + a8), p, i); i += 8 }
+    }
+
+    /// torchvision's grayscale of each pixel, truncated (padding lanes included).
+    @inline(__always) private func gray8(_ i: Int) -> SIMD8<Float> {
+        byteValue(0.2989 * load8(plane(0), i) + 0.587 * load8(plane(1), i) + 0.114 * load8(plane(2), i))
+    }
+
+    func brightness(_ f: Float) { blend(f, add: (1 - f) * 0) }
+
+    func contrast(_ f: Float) {
+        let n = pixelCount, whole = n & ~7
+        var sum: Float = 0
+        if Float(n) * 255 < 0x1p24 {
+            // The grey values are whole numbers and every partial sum stays below 2²⁴, so the
+            // sum is exact in any order: eight lanes give the reference's running sum.
+            var acc = SIMD8<Float>.zero
+            var i = 0
+            while i < whole { acc += gray8(i); i += 8 }
+            sum = acc.sum()
+            let r = plane(0), g = plane(1), b = plane(2)
+            while i < n { sum += Float(PixelOps.gray(UInt8(r[i]), UInt8(g[i]), UInt8(b[i]))); i += 1 }
+        } else {
+            // Past 2²⁴ the reference's running Float sum rounds: repeat it, in its order.
+            let r = plane(0), g = plane(1), b = plane(2)
+            for i in 0..<n { sum += Float(PixelOps.gray(UInt8(r[i]), UInt8(g[i]), UInt8(b[i]))) }
+        }
+        blend(f, add: (1 - f) * (sum / Float(max(1, n))))
+    }
+
+    func saturation(_ f: Float) {
+        let f8 = SIMD8<Float>(repeating: f), g8 = SIMD8<Float>(repeating: 1 - f)
+        let r = plane(0), g = plane(1), b = plane(2)
+        var i = 0
+        while i < planeStride {
+            let grey = g8 * gray8(i)
+            store8(byteValue(f8 * load8(r, i) + grey), r, i)
+            store8(byteValue(f8 * load8(g, i) + grey), g, i)
+            store8(byteValue(f8 * load8(b, i) + grey), b, i)
+            i += 8
+        }
+    }
+
+    /// HSV hue shift by `h` turns, the branches of `PixelOps.hue` as lane masks.
+    func hue(_ h: Float) {
+        let rp = plane(0), gp = plane(1), bp = plane(2)
+        var i = 0
+        while i < planeStride {
+            let r = load8(rp, i) / 255, g = load8(gp, i) / 255, b = load8(bp, i) / 255
+            let maxc = pointwiseMax(pointwiseMax(r, g), b), minc = pointwiseMin(pointwiseMin(r, g), b)
+            let v = maxc, cr = maxc - minc
+            let s = cr / maxc.replacing(with: 1, where: maxc .== 0)
+            let crDiv = cr.replacing(with: 1, where: cr .== 0)
+            let rc = (maxc - r) / crDiv, gc = (maxc - g) / crDiv, bc = (maxc - b) / crDiv
+            let isR = maxc .== r, isG = (.!isR) .& (maxc .== g)
+            var hh = (4 + gc - rc)
+            hh.replace(with: 2 + rc - bc, where: isG)
+            hh.replace(with: bc - gc, where: isR)
+            hh = hh / 6 + 1
+            hh.replace(with: hh - 1, where: hh .>= 1)
+            hh += h
+            let wrapped = hh .>= 1
+            hh.replace(with: hh - 1, where: wrapped)
+            hh.replace(with: hh + 1, where: (.!wrapped) .& (hh .< 0))
+            let h6 = hh * 6
+            let i6 = byteValue(h6)   // floor: h6 lies in 0…6
+            let f = h6 - i6
+            let p = v * (1 - s), q = v * (1 - s * f), t = v * (1 - s * (1 - f))
+            // Sector 6 (hh rounding up to 1) is sector 0, as `Int(i6) % 6` makes it.
+            let k = i6.replacing(with: 0, where: i6 .== 6)
+            let k0 = k .== 0, k1 = k .== 1, k2 = k .== 2, k3 = k .== 3, k4 = k .== 4
+            var ro = v, go = p, bo = q                                   // sector 5
+            ro.replace(with: t, where: k4); go.replace(with: p, where: k4); bo.replace(with: v, where: k4)
+            ro.replace(with: p, where: k3); go.replace(with: q, where: k3); bo.replace(with: v, where: k3)
+            ro.replace(with: p, where: k2); go.replace(with: v, where: k2); bo.replace(with: t, where: k2)
+            ro.replace(with: q, where: k1); go.replace(with: v, where: k1); bo.replace(with: p, where: k1)
+            ro.replace(with: v, where: k0); go.replace(with: t, where: k0); bo.replace(with: p, where: k0)
+            store8(byteValue(ro * 255), rp, i); store8(byteValue(go * 255), gp, i); store8(byteValue(bo * 255), bp, i)
+            i += 8
+        }
+    }
+
+    func grayscale() {
+        let r = plane(0), g = plane(1), b = plane(2)
+        var i = 0
+        while i < planeStride {
+            let y = gray8(i)
+            store8(y, r, i); store8(y, g, i); store8(y, b, i)
+            i += 8
+        }
+    }
+
+    func solarize(threshold: Int = 128) {
+        let t = SIMD8<Float>(repeating: Float(threshold)), p = planes
+        var i = 0
+        while i < 3 * planeStride {
+            let x = load8(p, i)
+            store8(x.replacing(with: 255 - x, where: x .>= t), p, i)
+            i += 8
+        }
+    }
+
+    /// Separable Gaussian blur as `PixelOps.gaussianBlur` (same kernel, reflected edges, same
+    /// order of sums), one plane at a time.
+    func gaussianBlur(sigma: Double) {
+        guard sigma > 0 else { return }
+        let w = width, h = height
+        let radius = min(max(1, Int((3 * sigma).rounded(.up))), max(1, min(w, h) - 1))
+        let taps = 2 * radius + 1
+        var kernel = (-radius...radius).map { Float(exp(-Double($0 * $0) / (2 * sigma * sigma))) }
+        let total = kernel.reduce(0, +)
+        kernel = kernel.map { $0 / total }
+        @inline(__always) func reflect(_ i: Int, _ n: Int) -> Int {
+            var i = i
+            if n == 1 { return 0 }
+            while i < 0 || i >= n { i = i < 0 ? -i : 2 * (n - 1) - i }
+            return i
+        }
+        let padded = w + 2 * radius
+        let mid = scratch(w * h + padded + 8), row = mid + w * h
+        let whole = w & ~7
+        kernel.withUnsafeBufferPointer { k in
+            for c in 0..<3 {
+                let p = plane(c)
+                // Horizontal: each row copied once into a reflected, padded row, taps outermost.
+                for y in 0..<h {
+                    let src = p + y * w
+                    for x in 0..<padded { row[x] = src[reflect(x - radius, w)] }
+                    let m = mid + y * w
+                    var x = 0
+                    while x < whole {
+                        var acc = SIMD8<Float>.zero
+                        for t in 0..<taps { acc += load8(row, x + t) * k[t] }
+                        store8(acc, m, x)
+                        x += 8
+                    }
+                    while x < w {
+                        var acc: Float = 0
+                        for t in 0..<taps { acc += row[x + t] * k[t] }
+                        m[x] = acc
+                        x += 1
+                    }
+                }
+                // Vertical, back into the plane: 0.5 then the taps in order, truncated.
+                for y in 0..<h {
+                    let d = p + y * w
+                    var x = 0
+                    while x < whole {
+                        var acc = SIMD8<Float>(repeating: 0.5)
+                        for t in 0..<taps { acc += load8(mid + reflect(y + t - radius, h) * w, x) * k[t] }
+                        store8(byteValue(acc), d, x)
+                        x += 8
+                    }
+                    while x < w {
+                        var acc: Float = 0.5
+                        for t in 0..<taps { acc += mid[reflect(y + t - radius, h) * w + x] * k[t] }
+                        d[x] = byteValue(acc)
+                        x += 1
+                    }
+                }
+            }
+        }
+    }
+}
