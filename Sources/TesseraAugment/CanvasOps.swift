@@ -55,13 +55,15 @@ extension ViewCanvas {
     private func blend(_ f: Float, add: Float) {
         let f8 = SIMD8<Float>(repeating: f), a8 = SIMD8<Float>(repeating: add)
         let p = planes
+        let end = 3 * planeStride
         var i = 0
-        while i < 3 * planeStride { store8(byteValue(f8 * load8(p, i) + a8), p, i); i += 8 }
+        while i < end { store8(byteValue(f8 * load8(p, i) + a8), p, i); i &+= 8 }
     }
 
-    /// torchvision's grayscale of each pixel, truncated (padding lanes included).
-    @inline(__always) private func gray8(_ i: Int) -> SIMD8<Float> {
-        byteValue(0.2989 * load8(plane(0), i) + 0.587 * load8(plane(1), i) + 0.114 * load8(plane(2), i))
+    /// torchvision's grayscale of pixels i…i+7, truncated.
+    @_transparent private static func gray8(_ r: UnsafeMutablePointer<Float>, _ g: UnsafeMutablePointer<Float>,
+                                            _ b: UnsafeMutablePointer<Float>, _ i: Int) -> SIMD8<Float> {
+        byteValue(0.2989 * load8(r, i) + 0.587 * load8(g, i) + 0.114 * load8(b, i))
     }
 
     func brightness(_ f: Float) { blend(f, add: (1 - f) * 0) }
@@ -72,11 +74,11 @@ extension ViewCanvas {
         if Float(n) * 255 < 0x1p24 {
             // The grey values are whole numbers and every partial sum stays below 2²⁴, so the
             // sum is exact in any order: eight lanes give the reference's running sum.
+            let r = plane(0), g = plane(1), b = plane(2)
             var acc = SIMD8<Float>.zero
             var i = 0
-            while i < whole { acc += gray8(i); i += 8 }
+            while i < whole { acc += Self.gray8(r, g, b, i); i &+= 8 }
             sum = acc.sum()
-            let r = plane(0), g = plane(1), b = plane(2)
             while i < n { sum += Float(PixelOps.gray(UInt8(r[i]), UInt8(g[i]), UInt8(b[i]))); i += 1 }
         } else {
             // Past 2²⁴ the reference's running Float sum rounds: repeat it, in its order.
@@ -89,72 +91,76 @@ extension ViewCanvas {
     func saturation(_ f: Float) {
         let f8 = SIMD8<Float>(repeating: f), g8 = SIMD8<Float>(repeating: 1 - f)
         let r = plane(0), g = plane(1), b = plane(2)
+        let end = planeStride
         var i = 0
-        while i < planeStride {
-            let grey = g8 * gray8(i)
+        while i < end {
+            let grey = g8 * Self.gray8(r, g, b, i)
             store8(byteValue(f8 * load8(r, i) + grey), r, i)
             store8(byteValue(f8 * load8(g, i) + grey), g, i)
             store8(byteValue(f8 * load8(b, i) + grey), b, i)
-            i += 8
+            i &+= 8
         }
     }
 
     /// HSV hue shift by `h` turns, the branches of `PixelOps.hue` as lane masks.
     func hue(_ h: Float) {
         let rp = plane(0), gp = plane(1), bp = plane(2)
+        let end = planeStride
         var i = 0
-        while i < planeStride {
+        while i < end {
             let r = load8(rp, i) / 255, g = load8(gp, i) / 255, b = load8(bp, i) / 255
-            let maxc = pointwiseMax(pointwiseMax(r, g), b), minc = pointwiseMin(pointwiseMin(r, g), b)
+            let maxc = max8(max8(r, g), b), minc = min8(min8(r, g), b)
             let v = maxc, cr = maxc - minc
-            let s = cr / maxc.replacing(with: 1, where: maxc .== 0)
-            let crDiv = cr.replacing(with: 1, where: cr .== 0)
+            let s = cr / select(maxc .== 0, .one, maxc)
+            let crDiv = select(cr .== 0, .one, cr)
             let rc = (maxc - r) / crDiv, gc = (maxc - g) / crDiv, bc = (maxc - b) / crDiv
             let isR = maxc .== r, isG = (.!isR) .& (maxc .== g)
             var hh = (4 + gc - rc)
-            hh.replace(with: 2 + rc - bc, where: isG)
-            hh.replace(with: bc - gc, where: isR)
+            hh = select(isG, 2 + rc - bc, hh)
+            hh = select(isR, bc - gc, hh)
             hh = hh / 6 + 1
-            hh.replace(with: hh - 1, where: hh .>= 1)
+            hh = select(hh .>= 1, hh - 1, hh)
             hh += h
             let wrapped = hh .>= 1
-            hh.replace(with: hh - 1, where: wrapped)
-            hh.replace(with: hh + 1, where: (.!wrapped) .& (hh .< 0))
+            hh = select(wrapped, hh - 1, hh)
+            hh = select((.!wrapped) .& (hh .< 0), hh + 1, hh)
             let h6 = hh * 6
             let i6 = byteValue(h6)   // floor: h6 lies in 0…6
             let f = h6 - i6
             let p = v * (1 - s), q = v * (1 - s * f), t = v * (1 - s * (1 - f))
             // Sector 6 (hh rounding up to 1) is sector 0, as `Int(i6) % 6` makes it.
-            let k = i6.replacing(with: 0, where: i6 .== 6)
+            let k = select(i6 .== 6, .zero, i6)
             let k0 = k .== 0, k1 = k .== 1, k2 = k .== 2, k3 = k .== 3, k4 = k .== 4
             var ro = v, go = p, bo = q                                   // sector 5
-            ro.replace(with: t, where: k4); go.replace(with: p, where: k4); bo.replace(with: v, where: k4)
-            ro.replace(with: p, where: k3); go.replace(with: q, where: k3); bo.replace(with: v, where: k3)
-            ro.replace(with: p, where: k2); go.replace(with: v, where: k2); bo.replace(with: t, where: k2)
-            ro.replace(with: q, where: k1); go.replace(with: v, where: k1); bo.replace(with: p, where: k1)
-            ro.replace(with: v, where: k0); go.replace(with: t, where: k0); bo.replace(with: p, where: k0)
+            ro = select(k4, t, ro); go = select(k4, p, go); bo = select(k4, v, bo)
+            ro = select(k3, p, ro); go = select(k3, q, go); bo = select(k3, v, bo)
+            ro = select(k2, p, ro); go = select(k2, v, go); bo = select(k2, t, bo)
+            ro = select(k1, q, ro); go = select(k1, v, go); bo = select(k1, p, bo)
+            ro = select(k0, v, ro); go = select(k0, t, go); bo = select(k0, p, bo)
             store8(byteValue(ro * 255), rp, i); store8(byteValue(go * 255), gp, i); store8(byteValue(bo * 255), bp, i)
-            i += 8
+            i &+= 8
         }
     }
 
     func grayscale() {
         let r = plane(0), g = plane(1), b = plane(2)
+        let end = planeStride
         var i = 0
-        while i < planeStride {
-            let y = gray8(i)
+        while i < end {
+            let y = Self.gray8(r, g, b, i)
             store8(y, r, i); store8(y, g, i); store8(y, b, i)
-            i += 8
+            i &+= 8
         }
     }
 
     func solarize(threshold: Int = 128) {
         let t = SIMD8<Float>(repeating: Float(threshold)), p = planes
+        let end = 3 * planeStride
         var i = 0
-        while i < 3 * planeStride {
+        while i < end {
             let x = load8(p, i)
-            store8(x.replacing(with: 255 - x, where: x .>= t), p, i)
-            i += 8
+            store8(select(x .>= t, 255 - x, x), p, i)
+            i &+= 8
         }
     }
 
@@ -175,22 +181,28 @@ extension ViewCanvas {
             return i
         }
         let padded = w + 2 * radius
-        let mid = scratch(w * h + padded + 8), row = mid + w * h
+        let mid = scratch(w * h + padded + 8 + taps), row = mid + w * h
         let whole = w & ~7
-        kernel.withUnsafeBufferPointer { k in
+        // Rows the vertical taps read, per output row: reflected once, not per pixel.
+        let rows = UnsafeMutablePointer<UnsafeMutablePointer<Float>>.allocate(capacity: taps)
+        defer { rows.deallocate() }
+        kernel.withUnsafeBufferPointer { kb in
+            let k = kb.baseAddress!
             for c in 0..<3 {
                 let p = plane(c)
                 // Horizontal: each row copied once into a reflected, padded row, taps outermost.
                 for y in 0..<h {
                     let src = p + y * w
-                    for x in 0..<padded { row[x] = src[reflect(x - radius, w)] }
+                    for x in 0..<radius { row[x] = src[reflect(x - radius, w)]; row[radius + w + x] = src[reflect(w + x, w)] }
+                    (row + radius).update(from: src, count: w)
                     let m = mid + y * w
                     var x = 0
                     while x < whole {
                         var acc = SIMD8<Float>.zero
-                        for t in 0..<taps { acc += load8(row, x + t) * k[t] }
+                        var t = 0
+                        while t < taps { acc += load8(row, x &+ t) * k[t]; t &+= 1 }
                         store8(acc, m, x)
-                        x += 8
+                        x &+= 8
                     }
                     while x < w {
                         var acc: Float = 0
@@ -201,17 +213,19 @@ extension ViewCanvas {
                 }
                 // Vertical, back into the plane: 0.5 then the taps in order, truncated.
                 for y in 0..<h {
+                    for t in 0..<taps { rows[t] = mid + reflect(y + t - radius, h) * w }
                     let d = p + y * w
                     var x = 0
                     while x < whole {
                         var acc = SIMD8<Float>(repeating: 0.5)
-                        for t in 0..<taps { acc += load8(mid + reflect(y + t - radius, h) * w, x) * k[t] }
+                        var t = 0
+                        while t < taps { acc += load8(rows[t], x) * k[t]; t &+= 1 }
                         store8(byteValue(acc), d, x)
-                        x += 8
+                        x &+= 8
                     }
                     while x < w {
                         var acc: Float = 0.5
-                        for t in 0..<taps { acc += mid[reflect(y + t - radius, h) * w + x] * k[t] }
+                        for t in 0..<taps { acc += rows[t][x] * k[t] }
                         d[x] = byteValue(acc)
                         x += 1
                     }

@@ -116,17 +116,22 @@ public enum Resample {
             cx.weights.withUnsafeBufferPointer { w in
                 cx.start.withUnsafeBufferPointer { start in
                     cx.count.withUnsafeBufferPointer { count in
-                        let base = UnsafeRawPointer(src.baseAddress!)
+                        // Pointer steps and wrapping index arithmetic: the offsets are bounded by the
+                        // coefficients (inside the source), and checked adds dominated this loop.
+                        let base = UnsafeRawPointer(src.baseAddress!), wBase = w.baseAddress!
                         for r in 0..<rows {
-                            let row = (rowLo + r) * source.width
-                            let m = mid + r * outWidth
+                            let row = base + 16 &* ((rowLo &+ r) &* source.width)
+                            let m = mid + r &* outWidth
                             for o in 0..<outWidth {
-                                let s = row + Int(start[o]), n = Int(count[o]), wo = o * cx.maxCount
+                                let px = row + 16 &* Int(start[o]), wo = wBase + o &* cx.maxCount
                                 var acc = SIMD4<Float>.zero
-                                for k in 0..<n {
-                                    acc += base.loadUnaligned(fromByteOffset: 16 * (s + k), as: SIMD4<Float>.self) * w[wo + k]
+                                var k = 0
+                                let n = Int(count[o])
+                                while k < n {
+                                    acc += px.loadUnaligned(fromByteOffset: 16 &* k, as: SIMD4<Float>.self) * wo[k]
+                                    k &+= 1
                                 }
-                                m[o] = acc.x; m[planeLen + o] = acc.y; m[2 * planeLen + o] = acc.z
+                                m[o] = acc.x; m[planeLen &+ o] = acc.y; m[2 &* planeLen &+ o] = acc.z
                             }
                         }
                     }

@@ -109,19 +109,29 @@ final class ViewCanvas {
     }
 }
 
-@inline(__always) func load8(_ p: UnsafeMutablePointer<Float>, _ i: Int) -> SIMD8<Float> {
+@_transparent func load8(_ p: UnsafeMutablePointer<Float>, _ i: Int) -> SIMD8<Float> {
     UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self)
 }
 
-@inline(__always) func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>, _ i: Int) {
+@_transparent func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>, _ i: Int) {
     UnsafeMutableRawPointer(p + i).storeBytes(of: v, as: SIMD8<Float>.self)
 }
 
+// `@_transparent`: LLVM declines to inline these into the larger loops otherwise.
+
+/// a where m, else b.
+@_transparent func select(_ m: SIMDMask<SIMD8<Int32>>, _ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> {
+    b.replacing(with: a, where: m)
+}
+
+/// Lane-wise max and min of non-NaN values.
+@_transparent func max8(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a.replacing(with: b, where: a .< b) }
+@_transparent func min8(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a.replacing(with: b, where: b .< a) }
+
 /// What storing to a byte and reading back does to a float (clamp to 0…255, truncate), with adds
 /// and compares only: `rounded(.down)` would be a libm call per lane on baseline x86-64.
-@inline(__always) func byteValue(_ v: SIMD8<Float>) -> SIMD8<Float> {
-    var c = v.replacing(with: 0, where: v .< 0)
-    c.replace(with: 255, where: c .> 255)
+@_transparent func byteValue(_ v: SIMD8<Float>) -> SIMD8<Float> {
+    let c = min8(max8(v, .zero), SIMD8(repeating: 255))
     // Adding 2²³ leaves no fraction bits: round to nearest, then step down where that rounded up.
     let r = (c + 0x1p23) - 0x1p23
     return r.replacing(with: r - 1, where: r .> c)
