@@ -125,19 +125,19 @@ extension ViewCanvas {
             hh = select(wrapped, hh - 1, hh)
             hh = select((.!wrapped) .& (hh .< 0), hh + 1, hh)
             let h6 = hh * 6
-            let i6 = byteValue(h6)   // floor: h6 lies in 0…6
+            let i6 = floorOf(h6)
             let f = h6 - i6
             let p = v * (1 - s), q = v * (1 - s * f), t = v * (1 - s * (1 - f))
-            // Sector 6 (hh rounding up to 1) is sector 0, as `Int(i6) % 6` makes it.
-            let k = select(i6 .== 6, .zero, i6)
-            let k0 = k .== 0, k1 = k .== 1, k2 = k .== 2, k3 = k .== 3, k4 = k .== 4
-            var ro = v, go = p, bo = q                                   // sector 5
-            ro = select(k4, t, ro); go = select(k4, p, go); bo = select(k4, v, bo)
-            ro = select(k3, p, ro); go = select(k3, q, go); bo = select(k3, v, bo)
-            ro = select(k2, p, ro); go = select(k2, v, go); bo = select(k2, t, bo)
-            ro = select(k1, q, ro); go = select(k1, v, go); bo = select(k1, p, bo)
-            ro = select(k0, v, ro); go = select(k0, t, go); bo = select(k0, p, bo)
-            store8(byteValue(ro * 255), rp, i); store8(byteValue(go * 255), gp, i); store8(byteValue(bo * 255), bp, i)
+            // Each output is one of v, p, q, t by sector (sector 6, hh rounding up to 1, is sector
+            // 0 as `Int(i6) % 6` makes it): and/or on the masks, exact and fewer steps than selects.
+            let k0 = bits(i6 .== 0) | bits(i6 .== 6), k1 = bits(i6 .== 1), k2 = bits(i6 .== 2)
+            let k3 = bits(i6 .== 3), k4 = bits(i6 .== 4), k5 = bits(i6 .== 5)
+            let vb = bits(v), pb = bits(p), qb = bits(q), tb = bits(t)
+            let ro = (vb & (k0 | k5)) | (qb & k1) | (pb & (k2 | k3)) | (tb & k4)
+            let go = (tb & k0) | (vb & (k1 | k2)) | (qb & k3) | (pb & (k4 | k5))
+            let bo = (pb & (k0 | k1)) | (tb & k2) | (vb & (k3 | k4)) | (qb & k5)
+            // All of v, p, q, t lie in 0…1, so ×255 needs no clamp before the truncation.
+            store8(floorOf(float(ro) * 255), rp, i); store8(floorOf(float(go) * 255), gp, i); store8(floorOf(float(bo) * 255), bp, i)
             i &+= 8
         }
     }
