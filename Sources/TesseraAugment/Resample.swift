@@ -96,9 +96,10 @@ public enum Resample {
     }
 
     /// Resizes a region of `source` into `canvas` (reshaped to outWidth × outHeight): the bytes of
-    /// `crop(_:…)`, which is this plus conversions.
+    /// `crop(_:…)`, which is this plus conversions. `mirrored` writes each row right to left — a
+    /// horizontal flip for free, as each output value is computed the same either way.
     static func crop(_ source: Source, x: Int, y: Int, width: Int, height: Int, outWidth: Int, outHeight: Int,
-                     interpolation: Interpolation, into canvas: ViewCanvas) {
+                     interpolation: Interpolation, mirrored: Bool = false, into canvas: ViewCanvas) {
         // Horizontal pass over the rows the vertical pass needs, then the vertical pass.
         let cx = coefficients(input: source.width, output: outWidth, offset: Double(x), length: Double(width), interpolation: interpolation)
         let cy = coefficients(input: source.height, output: outHeight, offset: Double(y), length: Double(height), interpolation: interpolation)
@@ -139,8 +140,9 @@ public enum Resample {
                                 var k0 = k
                                 while k0 < n0 { a0 += px0.loadUnaligned(fromByteOffset: 16 &* k0, as: SIMD4<Float>.self) * w0[k0]; k0 &+= 1 }
                                 while k < n1 { a1 += px1.loadUnaligned(fromByteOffset: 16 &* k, as: SIMD4<Float>.self) * w1[k]; k &+= 1 }
-                                m[o] = a0.x; m[planeLen &+ o] = a0.y; m[2 &* planeLen &+ o] = a0.z
-                                m[o1] = a1.x; m[planeLen &+ o1] = a1.y; m[2 &* planeLen &+ o1] = a1.z
+                                let d0 = mirrored ? outWidth &- 1 &- o : o, d1 = mirrored ? outWidth &- 1 &- o1 : o1
+                                m[d0] = a0.x; m[planeLen &+ d0] = a0.y; m[2 &* planeLen &+ d0] = a0.z
+                                m[d1] = a1.x; m[planeLen &+ d1] = a1.y; m[2 &* planeLen &+ d1] = a1.z
                                 o &+= 2
                             }
                         }

@@ -67,24 +67,33 @@ public final class ViewBatchLoader: @unchecked Sendable {
         // place in the group tensor — view-major — with no per-view array and no copy.
         let tiles = try indices.map { i in generator.stained(try tile(i), sample: i, epoch: epoch) }
         let canvas = ViewCanvas()
-        var tensors: [[Float]] = []
-        var first = 0
-        for g in recipe.crops {
-            let per = 3 * g.size * g.size, count = g.count * b * per
-            tensors.append([Float](unsafeUninitializedCapacity: count) { buffer, n in
-                let base = buffer.baseAddress!
-                for (s, i) in indices.enumerated() {
-                    // Re-prepared per group: cheaper than keeping a batch of prepared tiles in cache.
-                    let source = Resample.Source(tiles[s])
+        let per = recipe.crops.map { 3 * $0.size * $0.size }
+        // All group tensors are open at once (nested uninitialized arrays), so each tile is prepared
+        // for resampling once and all its views are written before the next tile.
+        func fill(_ bases: [UnsafeMutablePointer<Float>]) {
+            for (s, i) in indices.enumerated() {
+                let source = Resample.Source(tiles[s])
+                var view = 0
+                for (gi, g) in recipe.crops.enumerated() {
                     for v in 0..<g.count {
-                        generator.render(source, group: g, position: v, sample: i, epoch: epoch, view: first + v, into: canvas)
-                        canvas.normalize(mean: generator.mean, std: generator.std, into: base + (v * b + s) * per)
+                        generator.render(source, group: g, position: v, sample: i, epoch: epoch, view: view, into: canvas)
+                        canvas.normalize(mean: generator.mean, std: generator.std, into: bases[gi] + (v * b + s) * per[gi])
+                        view += 1
                     }
                 }
-                n = count
-            })
-            first += g.count
+            }
         }
+        func open(_ gi: Int, _ bases: [UnsafeMutablePointer<Float>]) -> [[Float]] {
+            guard gi < recipe.crops.count else { fill(bases); return [] }
+            let count = recipe.crops[gi].count * b * per[gi]
+            var rest: [[Float]] = []
+            let tensor = [Float](unsafeUninitializedCapacity: count) { buffer, n in
+                rest = open(gi + 1, bases + [buffer.baseAddress!])
+                n = count
+            }
+            return [tensor] + rest
+        }
+        let tensors = open(0, [])
         let shapes = recipe.crops.map { [$0.count * b, 3, $0.size, $0.size] }
         return ViewBatch(samples: indices, tensors: tensors, shapes: shapes)
     }

@@ -94,9 +94,11 @@ public struct ViewGenerator: Sendable {
                 into v: ViewCanvas) {
         var g = Self.rng(seed: seed, epoch: epoch, sample: sample, view: view)
         let box = Self.cropBox(width: source.width, height: source.height, scale: group.scale, ratio: group.ratio, rng: &g)
-        Resample.crop(source, x: box.x, y: box.y, width: box.w, height: box.h,
-                      outWidth: group.size, outHeight: group.size, interpolation: group.interpolation, into: v)
-        if Self.uniform(&g, 0, 1) < group.hflip { v.flipHorizontal() }
+        // The flip draw comes next in the sequence either way; drawing it before resampling lets the
+        // resampler write the rows mirrored instead of a separate pass.
+        let hflip = Self.uniform(&g, 0, 1) < group.hflip
+        Resample.crop(source, x: box.x, y: box.y, width: box.w, height: box.h, outWidth: group.size, outHeight: group.size,
+                      interpolation: group.interpolation, mirrored: hflip, into: v)
         if Self.uniform(&g, 0, 1) < group.vflip { v.flipVertical() }
         if Self.uniform(&g, 0, 1) < group.rot90 { v.rotate90(times: 1 + Self.randint(&g, 3)) }
         if let j = group.jitter, Self.uniform(&g, 0, 1) < j.p {
