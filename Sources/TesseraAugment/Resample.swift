@@ -114,7 +114,9 @@ public enum Resample {
         let planeLen = rows * outWidth
         let mid = canvas.scratch(max(1, 3 * planeLen))
         source.rgbx.withUnsafeBufferPointer { src in
-            cx.weights.withUnsafeBufferPointer { w in
+            // Weights broadcast to all four lanes ahead of the loop: one load per tap instead of a
+            // load and a shuffle, for every row.
+            cx.weights.map { SIMD4<Float>(repeating: $0) }.withUnsafeBufferPointer { w in
                 cx.start.withUnsafeBufferPointer { start in
                     cx.count.withUnsafeBufferPointer { count in
                         // Pointer steps and wrapping index arithmetic: the offsets are bounded by the
