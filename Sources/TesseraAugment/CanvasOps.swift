@@ -57,7 +57,13 @@ extension ViewCanvas {
         let p = planes
         let end = 3 * planeStride
         var i = 0
-        while i < end { store8(byteValue(f8 * load8(p, i) + a8), p, i); i &+= 8 }
+        if 0 <= f && f <= 1 && add >= 0 {
+            // A convex mix of values in 0…255 stays in 0…255 (+ rounding, still below 256): the
+            // clamp cannot change anything, the truncation is a floor.
+            while i < end { store8(floorOf(f8 * load8(p, i) + a8), p, i); i &+= 8 }
+        } else {
+            while i < end { store8(byteValue(f8 * load8(p, i) + a8), p, i); i &+= 8 }
+        }
     }
 
     /// torchvision's grayscale of pixels i…i+7, truncated.
@@ -89,15 +95,21 @@ extension ViewCanvas {
     }
 
     func saturation(_ f: Float) {
+        if 0 <= f && f <= 1 { saturation(f, clamp: false) } else { saturation(f, clamp: true) }
+    }
+
+    /// `clamp: false` when f ∈ 0…1: a convex mix of a channel and its grey stays in 0…255.
+    @inline(__always) private func saturation(_ f: Float, clamp: Bool) {
         let f8 = SIMD8<Float>(repeating: f), g8 = SIMD8<Float>(repeating: 1 - f)
         let r = plane(0), g = plane(1), b = plane(2)
         let end = planeStride
         var i = 0
         while i < end {
             let grey = g8 * Self.gray8(r, g, b, i)
-            store8(byteValue(f8 * load8(r, i) + grey), r, i)
-            store8(byteValue(f8 * load8(g, i) + grey), g, i)
-            store8(byteValue(f8 * load8(b, i) + grey), b, i)
+            let ro = f8 * load8(r, i) + grey, go = f8 * load8(g, i) + grey, bo = f8 * load8(b, i) + grey
+            store8(clamp ? byteValue(ro) : floorOf(ro), r, i)
+            store8(clamp ? byteValue(go) : floorOf(go), g, i)
+            store8(clamp ? byteValue(bo) : floorOf(bo), b, i)
             i &+= 8
         }
     }

@@ -63,24 +63,24 @@ public enum Resample {
         return Coefficients(start: start, count: count, weights: weights, maxCount: maxCount)
     }
 
-    /// A tile prepared for resampling: pixels as (R, G, B, 0) floats, so one SIMD4 load fetches a
-    /// pixel. Made once per tile and shared by all its views.
+    /// A tile prepared for resampling: its bytes as floats, RGB interleaved plus one float of
+    /// padding, so one SIMD4 load at a pixel fetches its R, G, B (and a neighbour's R, which is
+    /// weighted and discarded). Made once per tile and shared by all its views.
     struct Source {
         let width: Int
         let height: Int
-        let rgbx: [Float]
+        let rgb: [Float]
 
         init(_ im: RGBImage) {
             width = im.width
             height = im.height
-            let n = im.width * im.height
-            rgbx = im.pixels.withUnsafeBufferPointer { p in
-                [Float](unsafeUninitializedCapacity: 4 * n) { out, count in
-                    for i in 0..<n {
-                        out[4 * i] = Float(p[3 * i]); out[4 * i + 1] = Float(p[3 * i + 1])
-                        out[4 * i + 2] = Float(p[3 * i + 2]); out[4 * i + 3] = 0
-                    }
-                    count = 4 * n
+            let n = im.pixels.count
+            rgb = im.pixels.withUnsafeBufferPointer { p in
+                [Float](unsafeUninitializedCapacity: n + 1) { out, count in
+                    // A plain element-wise conversion, which the compiler vectorizes.
+                    for i in 0..<n { out[i] = Float(p[i]) }
+                    out[n] = 0
+                    count = n + 1
                 }
             }
         }
@@ -113,7 +113,7 @@ public enum Resample {
         canvas.reshape(width: outWidth, height: outHeight)
         let planeLen = rows * outWidth
         let mid = canvas.scratch(max(1, 3 * planeLen))
-        source.rgbx.withUnsafeBufferPointer { src in
+        source.rgb.withUnsafeBufferPointer { src in
             // Weights broadcast to all four lanes ahead of the loop: one load per tap instead of a
             // load and a shuffle, for every row.
             cx.weights.map { SIMD4<Float>(repeating: $0) }.withUnsafeBufferPointer { w in
@@ -123,25 +123,25 @@ public enum Resample {
                         // coefficients (inside the source), and checked adds dominated this loop.
                         let base = UnsafeRawPointer(src.baseAddress!), wBase = w.baseAddress!
                         for r in 0..<rows {
-                            let row = base + 16 &* ((rowLo &+ r) &* source.width)
+                            let row = base + 12 &* ((rowLo &+ r) &* source.width)
                             let m = mid + r &* outWidth
                             // Two outputs at a time: two independent add chains instead of one
                             // waiting on the previous tap (each output still sums in tap order).
                             var o = 0
                             while o < outWidth {
                                 let o1 = min(o &+ 1, outWidth &- 1)
-                                let px0 = row + 16 &* Int(start[o]), w0 = wBase + o &* cx.maxCount, n0 = Int(count[o])
-                                let px1 = row + 16 &* Int(start[o1]), w1 = wBase + o1 &* cx.maxCount, n1 = Int(count[o1])
+                                let px0 = row + 12 &* Int(start[o]), w0 = wBase + o &* cx.maxCount, n0 = Int(count[o])
+                                let px1 = row + 12 &* Int(start[o1]), w1 = wBase + o1 &* cx.maxCount, n1 = Int(count[o1])
                                 var a0 = SIMD4<Float>.zero, a1 = SIMD4<Float>.zero
                                 var k = 0
                                 while k < min(n0, n1) {
-                                    a0 += px0.loadUnaligned(fromByteOffset: 16 &* k, as: SIMD4<Float>.self) * w0[k]
-                                    a1 += px1.loadUnaligned(fromByteOffset: 16 &* k, as: SIMD4<Float>.self) * w1[k]
+                                    a0 += px0.loadUnaligned(fromByteOffset: 12 &* k, as: SIMD4<Float>.self) * w0[k]
+                                    a1 += px1.loadUnaligned(fromByteOffset: 12 &* k, as: SIMD4<Float>.self) * w1[k]
                                     k &+= 1
                                 }
                                 var k0 = k
-                                while k0 < n0 { a0 += px0.loadUnaligned(fromByteOffset: 16 &* k0, as: SIMD4<Float>.self) * w0[k0]; k0 &+= 1 }
-                                while k < n1 { a1 += px1.loadUnaligned(fromByteOffset: 16 &* k, as: SIMD4<Float>.self) * w1[k]; k &+= 1 }
+                                while k0 < n0 { a0 += px0.loadUnaligned(fromByteOffset: 12 &* k0, as: SIMD4<Float>.self) * w0[k0]; k0 &+= 1 }
+                                while k < n1 { a1 += px1.loadUnaligned(fromByteOffset: 12 &* k, as: SIMD4<Float>.self) * w1[k]; k &+= 1 }
                                 let d0 = mirrored ? outWidth &- 1 &- o : o, d1 = mirrored ? outWidth &- 1 &- o1 : o1
                                 m[d0] = a0.x; m[planeLen &+ d0] = a0.y; m[2 &* planeLen &+ d0] = a0.z
                                 m[d1] = a1.x; m[planeLen &+ d1] = a1.y; m[2 &* planeLen &+ d1] = a1.z
