@@ -11,6 +11,8 @@ import TesseraStain
 /// crop), resampling with antialiasing; horizontal flip; vertical flip; rotation by a random non-zero
 /// multiple of 90°; colour jitter (brightness, contrast, saturation, hue in a random order, as
 /// torchvision ColorJitter); grayscale; Gaussian blur with σ ~ U(sigma); solarization (threshold 128).
+/// The steps run in place on a `ViewCanvas` and give the bytes of the same `PixelOps` sequence on
+/// `RGBImage` (FusedViewsTests holds the two paths equal).
 public struct ViewGenerator: Sendable {
     public let recipe: ViewRecipe
     public let seed: UInt64
