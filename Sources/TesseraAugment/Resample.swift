@@ -41,18 +41,21 @@ public enum Resample {
         let maxCount = Int(support.rounded(.up)) * 2 + 1
         var start = [Int32](repeating: 0, count: output), count = [Int32](repeating: 0, count: output)
         var weights = [Float](repeating: 0, count: output * maxCount)
+        // One scratch row for all outputs (hi − lo never exceeds 2·support + 1 taps).
+        var w = [Double](repeating: 0, count: Int((2 * support).rounded(.up)) + 2)
         for o in 0..<output {
             let center = offset + (Double(o) + 0.5) * scale
             let lo = max(0, Int((center - support + 0.5).rounded(.down)))
             let hi = min(input, Int((center + support + 0.5).rounded(.down)))
-            var w = [Double]()
+            let taps = max(0, hi - lo)
+            if taps > w.count { w += [Double](repeating: 0, count: taps - w.count) }
             var total = 0.0
-            for x in lo..<max(lo, hi) {
-                let v = interpolation.weight((Double(x) - center + 0.5) / filterScale)
-                w.append(v)
+            for k in 0..<taps {
+                let v = interpolation.weight((Double(lo + k) - center + 0.5) / filterScale)
+                w[k] = v
                 total += v
             }
-            let n = min(w.count, maxCount)
+            let n = min(taps, maxCount)
             start[o] = Int32(lo)
             count[o] = Int32(n)
             for k in 0..<n { weights[o * maxCount + k] = Float(total != 0 ? w[k] / total : 0) }
@@ -60,59 +63,130 @@ public enum Resample {
         return Coefficients(start: start, count: count, weights: weights, maxCount: maxCount)
     }
 
+    /// A tile prepared for resampling: its bytes as floats, RGB interleaved plus one float of
+    /// padding, so one SIMD4 load at a pixel fetches its R, G, B (and a neighbour's R, which is
+    /// weighted and discarded). Made once per tile and shared by all its views.
+    struct Source {
+        let width: Int
+        let height: Int
+        let rgb: [Float]
+
+        init(_ im: RGBImage) {
+            width = im.width
+            height = im.height
+            let n = im.pixels.count
+            rgb = im.pixels.withUnsafeBufferPointer { p in
+                [Float](unsafeUninitializedCapacity: n + 1) { out, count in
+                    // A plain element-wise conversion, which the compiler vectorizes.
+                    for i in 0..<n { out[i] = Float(p[i]) }
+                    out[n] = 0
+                    count = n + 1
+                }
+            }
+        }
+    }
+
     /// Resizes the region (x, y, width, height) of `image` to outWidth × outHeight.
     public static func crop(_ image: RGBImage, x: Int, y: Int, width: Int, height: Int, outWidth: Int, outHeight: Int,
                             interpolation: Interpolation) -> RGBImage {
+        let canvas = ViewCanvas()
+        crop(Source(image), x: x, y: y, width: width, height: height, outWidth: outWidth, outHeight: outHeight,
+             interpolation: interpolation, into: canvas)
+        return canvas.image()
+    }
+
+    /// Resizes a region of `source` into `canvas` (reshaped to outWidth × outHeight): the bytes of
+    /// `crop(_:…)`, which is this plus conversions. `mirrored` writes each row right to left — a
+    /// horizontal flip for free, as each output value is computed the same either way.
+    static func crop(_ source: Source, x: Int, y: Int, width: Int, height: Int, outWidth: Int, outHeight: Int,
+                     interpolation: Interpolation, mirrored: Bool = false, into canvas: ViewCanvas) {
         // Horizontal pass over the rows the vertical pass needs, then the vertical pass.
-        let cx = coefficients(input: image.width, output: outWidth, offset: Double(x), length: Double(width), interpolation: interpolation)
-        let cy = coefficients(input: image.height, output: outHeight, offset: Double(y), length: Double(height), interpolation: interpolation)
-        let rowLo = Int(cy.start.min() ?? 0)
-        let rowHi = zip(cy.start, cy.count).map { Int($0) + Int($1) }.max() ?? 0
+        let cx = coefficients(input: source.width, output: outWidth, offset: Double(x), length: Double(width), interpolation: interpolation)
+        let cy = coefficients(input: source.height, output: outHeight, offset: Double(y), length: Double(height), interpolation: interpolation)
+        var rowLo = Int.max, rowHi = 0
+        for o in 0..<outHeight {
+            rowLo = min(rowLo, Int(cy.start[o]))
+            rowHi = max(rowHi, Int(cy.start[o]) + Int(cy.count[o]))
+        }
+        if outHeight == 0 { rowLo = 0 }
         let rows = max(0, rowHi - rowLo)
-        var mid = [Float](repeating: 0, count: rows * outWidth * 3)
-        image.pixels.withUnsafeBufferPointer { src in
-            mid.withUnsafeMutableBufferPointer { m in
-                cx.weights.withUnsafeBufferPointer { w in
-                    for r in 0..<rows {
-                        let row = (rowLo + r) * image.width * 3
-                        for o in 0..<outWidth {
-                            let s = Int(cx.start[o]), n = Int(cx.count[o])
-                            var acc = SIMD4<Float>.zero
-                            for k in 0..<n {
-                                let p = row + (s + k) * 3
-                                acc += SIMD4(Float(src[p]), Float(src[p + 1]), Float(src[p + 2]), 0) * w[o * cx.maxCount + k]
+        canvas.reshape(width: outWidth, height: outHeight)
+        let planeLen = rows * outWidth
+        let mid = canvas.scratch(max(1, 3 * planeLen))
+        source.rgb.withUnsafeBufferPointer { src in
+            // Weights broadcast to all four lanes ahead of the loop: one load per tap instead of a
+            // load and a shuffle, for every row.
+            cx.weights.map { SIMD4<Float>(repeating: $0) }.withUnsafeBufferPointer { w in
+                cx.start.withUnsafeBufferPointer { start in
+                    cx.count.withUnsafeBufferPointer { count in
+                        // Pointer steps and wrapping index arithmetic: the offsets are bounded by the
+                        // coefficients (inside the source), and checked adds dominated this loop.
+                        let base = UnsafeRawPointer(src.baseAddress!), wBase = w.baseAddress!
+                        for r in 0..<rows {
+                            let row = base + 12 &* ((rowLo &+ r) &* source.width)
+                            let m = mid + r &* outWidth
+                            // Two outputs at a time: two independent add chains instead of one
+                            // waiting on the previous tap (each output still sums in tap order).
+                            var o = 0
+                            while o < outWidth {
+                                let o1 = min(o &+ 1, outWidth &- 1)
+                                let px0 = row + 12 &* Int(start[o]), w0 = wBase + o &* cx.maxCount, n0 = Int(count[o])
+                                let px1 = row + 12 &* Int(start[o1]), w1 = wBase + o1 &* cx.maxCount, n1 = Int(count[o1])
+                                var a0 = SIMD4<Float>.zero, a1 = SIMD4<Float>.zero
+                                var k = 0
+                                while k < min(n0, n1) {
+                                    a0 += px0.loadUnaligned(fromByteOffset: 12 &* k, as: SIMD4<Float>.self) * w0[k]
+                                    a1 += px1.loadUnaligned(fromByteOffset: 12 &* k, as: SIMD4<Float>.self) * w1[k]
+                                    k &+= 1
+                                }
+                                var k0 = k
+                                while k0 < n0 { a0 += px0.loadUnaligned(fromByteOffset: 12 &* k0, as: SIMD4<Float>.self) * w0[k0]; k0 &+= 1 }
+                                while k < n1 { a1 += px1.loadUnaligned(fromByteOffset: 12 &* k, as: SIMD4<Float>.self) * w1[k]; k &+= 1 }
+                                let d0 = mirrored ? outWidth &- 1 &- o : o, d1 = mirrored ? outWidth &- 1 &- o1 : o1
+                                m[d0] = a0.x; m[planeLen &+ d0] = a0.y; m[2 &* planeLen &+ d0] = a0.z
+                                m[d1] = a1.x; m[planeLen &+ d1] = a1.y; m[2 &* planeLen &+ d1] = a1.z
+                                o &+= 2
                             }
-                            let q = (r * outWidth + o) * 3
-                            m[q] = acc.x; m[q + 1] = acc.y; m[q + 2] = acc.z
                         }
                     }
                 }
             }
         }
-        var out = [UInt8](repeating: 0, count: outWidth * outHeight * 3)
-        let rowLen = outWidth * 3
-        var acc = [Float](repeating: 0, count: rowLen)
-        mid.withUnsafeBufferPointer { m in
-            out.withUnsafeMutableBufferPointer { dst in
-                cy.weights.withUnsafeBufferPointer { w in
-                    acc.withUnsafeMutableBufferPointer { a in
-                        // Whole rows at a time: contiguous, so the inner loop vectorizes.
-                        for o in 0..<outHeight {
-                            let s = Int(cy.start[o]) - rowLo, n = Int(cy.count[o])
-                            for c in 0..<rowLen { a[c] = 0.5 }
-                            let ap = a.baseAddress!
-                            for k in 0..<n {
-                                let wk = w[o * cy.maxCount + k]
-                                let mp = m.baseAddress! + (s + k) * rowLen
-                                for c in 0..<rowLen { ap[c] += mp[c] * wk }
-                            }
-                            let dp = dst.baseAddress! + o * rowLen
-                            for c in 0..<rowLen { dp[c] = UInt8(max(0, min(255, ap[c]))) }
+        let whole = outWidth & ~7
+        cy.weights.withUnsafeBufferPointer { w in
+            for c in 0..<3 {
+                let mp = mid + c * planeLen, dp = canvas.plane(c)
+                // Whole rows at a time: contiguous, eight columns per step.
+                for o in 0..<outHeight {
+                    let s = Int(cy.start[o]) - rowLo, n = Int(cy.count[o]), wo = o * cy.maxCount
+                    let d = dp + o * outWidth
+                    let src = mp + s * outWidth, wk = w.baseAddress! + wo
+                    var x = 0
+                    while x &+ 16 <= whole {
+                        var a0 = SIMD8<Float>(repeating: 0.5), a1 = a0
+                        var k = 0
+                        while k < n {
+                            let q = src + k &* outWidth
+                            a0 += load8(q, x) * wk[k]; a1 += load8(q, x &+ 8) * wk[k]
+                            k &+= 1
                         }
+                        store8(byteValue(a0), d, x); store8(byteValue(a1), d, x &+ 8)
+                        x &+= 16
+                    }
+                    while x < whole {
+                        var acc = SIMD8<Float>(repeating: 0.5)
+                        for k in 0..<n { acc += load8(src + k &* outWidth, x) * wk[k] }
+                        store8(byteValue(acc), d, x)
+                        x &+= 8
+                    }
+                    while x < outWidth {
+                        var acc: Float = 0.5
+                        for k in 0..<n { acc += mp[(s + k) * outWidth + x] * w[wo + k] }
+                        d[x] = byteValue(acc)
+                        x += 1
                     }
                 }
             }
         }
-        return RGBImage(width: outWidth, height: outHeight, pixels: out)
     }
 }

@@ -32,6 +32,7 @@ public final class ViewBatchLoader: @unchecked Sendable {
                 tile: @escaping @Sendable (Int) throws -> RGBImage) throws {
         guard batchSize >= 1 else { throw TesseraError(.invalidConfig, "batch size must be at least 1, got \(batchSize)") }
         guard workers >= 1 else { throw TesseraError(.invalidConfig, "workers must be at least 1, got \(workers)") }
+        Memory.retainFreedBuffers()
         self.generator = generator
         self.batchSize = batchSize
         self.epoch = epoch
@@ -62,21 +63,37 @@ public final class ViewBatchLoader: @unchecked Sendable {
     static func assemble(_ indices: [Int], epoch: Int, recipe: ViewRecipe, generator: ViewGenerator,
                          tile: (Int) throws -> RGBImage) throws -> ViewBatch {
         let b = indices.count
-        var tensors: [[Float]] = recipe.crops.map { g in
-            var t: [Float] = []
-            t.reserveCapacity(g.count * b * 3 * g.size * g.size)
-            return t
-        }
-        // Per sample its views, then copied view-major into the group tensors.
-        var perSample: [[[Float]]] = []
-        for i in indices { perSample.append(generator.tensors(of: try tile(i), sample: i, epoch: epoch)) }
-        var first = 0
-        for (gi, g) in recipe.crops.enumerated() {
-            for v in 0..<g.count {
-                for s in 0..<b { tensors[gi].append(contentsOf: perSample[s][first + v]) }
+        // Tiles are read (and stain-jittered) once; each view is then normalized straight into its
+        // place in the group tensor — view-major — with no per-view array and no copy.
+        let tiles = try indices.map { i in generator.stained(try tile(i), sample: i, epoch: epoch) }
+        let canvas = ViewCanvas()
+        let per = recipe.crops.map { 3 * $0.size * $0.size }
+        // All group tensors are open at once (nested uninitialized arrays), so each tile is prepared
+        // for resampling once and all its views are written before the next tile.
+        func fill(_ bases: [UnsafeMutablePointer<Float>]) {
+            for (s, i) in indices.enumerated() {
+                let source = Resample.Source(tiles[s])
+                var view = 0
+                for (gi, g) in recipe.crops.enumerated() {
+                    for v in 0..<g.count {
+                        generator.render(source, group: g, position: v, sample: i, epoch: epoch, view: view, into: canvas)
+                        canvas.normalize(mean: generator.mean, std: generator.std, into: bases[gi] + (v * b + s) * per[gi])
+                        view += 1
+                    }
+                }
             }
-            first += g.count
         }
+        func open(_ gi: Int, _ bases: [UnsafeMutablePointer<Float>]) -> [[Float]] {
+            guard gi < recipe.crops.count else { fill(bases); return [] }
+            let count = recipe.crops[gi].count * b * per[gi]
+            var rest: [[Float]] = []
+            let tensor = [Float](unsafeUninitializedCapacity: count) { buffer, n in
+                rest = open(gi + 1, bases + [buffer.baseAddress!])
+                n = count
+            }
+            return [tensor] + rest
+        }
+        let tensors = open(0, [])
         let shapes = recipe.crops.map { [$0.count * b, 3, $0.size, $0.size] }
         return ViewBatch(samples: indices, tensors: tensors, shapes: shapes)
     }

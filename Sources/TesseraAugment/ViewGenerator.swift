@@ -11,14 +11,21 @@ import TesseraStain
 /// crop), resampling with antialiasing; horizontal flip; vertical flip; rotation by a random non-zero
 /// multiple of 90°; colour jitter (brightness, contrast, saturation, hue in a random order, as
 /// torchvision ColorJitter); grayscale; Gaussian blur with σ ~ U(sigma); solarization (threshold 128).
+/// The steps run in place on a `ViewCanvas` and give the bytes of the same `PixelOps` sequence on
+/// `RGBImage` (FusedViewsTests holds the two paths equal).
 public struct ViewGenerator: Sendable {
     public let recipe: ViewRecipe
     public let seed: UInt64
+
+    /// The recipe's normalization as Float, per channel.
+    let mean: [Float], std: [Float]
 
     public init(recipe: ViewRecipe, seed: UInt64) throws {
         try recipe.validate()
         self.recipe = recipe
         self.seed = seed
+        mean = recipe.normalize.mean.map(Float.init)
+        std = recipe.normalize.std.map(Float.init)
     }
 
     /// The generator of one view's draws.
@@ -39,21 +46,25 @@ public struct ViewGenerator: Sendable {
 
     /// All views of a tile, in recipe order (group by group).
     public func views(of tile: RGBImage, sample: Int, epoch: Int) -> [RGBImage] {
-        var source = tile
-        if let step = recipe.stainJitter {
-            var g = Self.rng(seed: seed, epoch: epoch, sample: sample, view: -1)
-            if Self.uniform(&g, 0, 1) < step.p { source = step.jitter.apply(tile, rng: &g).image }
-        }
+        let source = Resample.Source(stained(tile, sample: sample, epoch: epoch))
+        let canvas = ViewCanvas()
         var out: [RGBImage] = []
         var index = 0
         for group in recipe.crops {
             for k in 0..<group.count {
-                var g = Self.rng(seed: seed, epoch: epoch, sample: sample, view: index)
-                out.append(view(of: source, group: group, position: k, rng: &g))
+                render(source, group: group, position: k, sample: sample, epoch: epoch, view: index, into: canvas)
+                out.append(canvas.image())
                 index += 1
             }
         }
         return out
+    }
+
+    /// The tile after the recipe's per-tile stain jitter (the tile itself without one).
+    func stained(_ tile: RGBImage, sample: Int, epoch: Int) -> RGBImage {
+        guard let step = recipe.stainJitter else { return tile }
+        var g = Self.rng(seed: seed, epoch: epoch, sample: sample, view: -1)
+        return Self.uniform(&g, 0, 1) < step.p ? step.jitter.apply(tile, rng: &g).image : tile
     }
 
     /// torchvision RandomResizedCrop.get_params: (x, y, width, height).
@@ -80,13 +91,18 @@ public struct ViewGenerator: Sendable {
         return ((width - w) / 2, (height - h) / 2, w, h)
     }
 
-    func view(of tile: RGBImage, group: CropGroup, position k: Int, rng g: inout SplitMix64) -> RGBImage {
-        let box = Self.cropBox(width: tile.width, height: tile.height, scale: group.scale, ratio: group.ratio, rng: &g)
-        var v = Resample.crop(tile, x: box.x, y: box.y, width: box.w, height: box.h,
-                              outWidth: group.size, outHeight: group.size, interpolation: group.interpolation)
-        if Self.uniform(&g, 0, 1) < group.hflip { v = PixelOps.flipHorizontal(v) }
-        if Self.uniform(&g, 0, 1) < group.vflip { v = PixelOps.flipVertical(v) }
-        if Self.uniform(&g, 0, 1) < group.rot90 { v = PixelOps.rotate90(v, times: 1 + Self.randint(&g, 3)) }
+    /// Makes view `view` (position k of `group`) of a prepared tile in `canvas`.
+    func render(_ source: Resample.Source, group: CropGroup, position k: Int, sample: Int, epoch: Int, view: Int,
+                into v: ViewCanvas) {
+        var g = Self.rng(seed: seed, epoch: epoch, sample: sample, view: view)
+        let box = Self.cropBox(width: source.width, height: source.height, scale: group.scale, ratio: group.ratio, rng: &g)
+        // The flip draw comes next in the sequence either way; drawing it before resampling lets the
+        // resampler write the rows mirrored instead of a separate pass.
+        let hflip = Self.uniform(&g, 0, 1) < group.hflip
+        Resample.crop(source, x: box.x, y: box.y, width: box.w, height: box.h, outWidth: group.size, outHeight: group.size,
+                      interpolation: group.interpolation, mirrored: hflip, into: v)
+        if Self.uniform(&g, 0, 1) < group.vflip { v.flipVertical() }
+        if Self.uniform(&g, 0, 1) < group.rot90 { v.rotate90(times: 1 + Self.randint(&g, 3)) }
         if let j = group.jitter, Self.uniform(&g, 0, 1) < j.p {
             // torchvision ColorJitter.get_params: a permutation, then the four factors.
             var order = [0, 1, 2, 3]
@@ -97,29 +113,38 @@ public struct ViewGenerator: Sendable {
             let h = Self.uniform(&g, -j.hue, j.hue)
             for op in order {
                 switch op {
-                case 0 where j.brightness > 0: v = PixelOps.brightness(v, Float(b))
-                case 1 where j.contrast > 0: v = PixelOps.contrast(v, Float(c))
-                case 2 where j.saturation > 0: v = PixelOps.saturation(v, Float(s))
-                case 3 where j.hue > 0: v = PixelOps.hue(v, Float(h))
+                case 0 where j.brightness > 0: v.brightness(Float(b))
+                case 1 where j.contrast > 0: v.contrast(Float(c))
+                case 2 where j.saturation > 0: v.saturation(Float(s))
+                case 3 where j.hue > 0: v.hue(Float(h))
                 default: break
                 }
             }
         }
-        if Self.uniform(&g, 0, 1) < group.grayscale { v = PixelOps.grayscale(v) }
+        if Self.uniform(&g, 0, 1) < group.grayscale { v.grayscale() }
         if let blur = group.blur, Self.uniform(&g, 0, 1) < blur.p[k] {
-            v = PixelOps.gaussianBlur(v, sigma: Self.uniform(&g, blur.sigma[0], blur.sigma[1]))
+            v.gaussianBlur(sigma: Self.uniform(&g, blur.sigma[0], blur.sigma[1]))
         }
-        if Self.uniform(&g, 0, 1) < group.solarize[k] { v = PixelOps.solarize(v) }
-        return v
+        if Self.uniform(&g, 0, 1) < group.solarize[k] { v.solarize() }
     }
 
     /// The views of a tile as float32 CHW tensors (normalized), one array per view.
     public func tensors(of tile: RGBImage, sample: Int, epoch: Int) -> [[Float]] {
-        let mean = recipe.normalize.mean.map(Float.init), std = recipe.normalize.std.map(Float.init)
-        return views(of: tile, sample: sample, epoch: epoch).map { v in
-            var t: [Float] = []
-            PixelOps.normalize(v, mean: mean, std: std, into: &t)
-            return t
+        let source = Resample.Source(stained(tile, sample: sample, epoch: epoch))
+        let canvas = ViewCanvas()
+        var out: [[Float]] = []
+        var index = 0
+        for group in recipe.crops {
+            let count = 3 * group.size * group.size
+            for k in 0..<group.count {
+                render(source, group: group, position: k, sample: sample, epoch: epoch, view: index, into: canvas)
+                out.append([Float](unsafeUninitializedCapacity: count) { buffer, n in
+                    canvas.normalize(mean: mean, std: std, into: buffer.baseAddress!)
+                    n = count
+                })
+                index += 1
+            }
         }
+        return out
     }
 }
