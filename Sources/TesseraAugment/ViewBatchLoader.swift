@@ -32,7 +32,7 @@ public final class ViewBatchLoader: @unchecked Sendable {
                 tile: @escaping @Sendable (Int) throws -> RGBImage) throws {
         guard batchSize >= 1 else { throw TesseraError(.invalidConfig, "batch size must be at least 1, got \(batchSize)") }
         guard workers >= 1 else { throw TesseraError(.invalidConfig, "workers must be at least 1, got \(workers)") }
-        Memory.retainFreedBuffers()
+        HeapPolicy.retainFreedBuffers()
         self.generator = generator
         self.batchSize = batchSize
         self.epoch = epoch

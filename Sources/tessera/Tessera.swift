@@ -9,6 +9,9 @@ struct Tessera: ParsableCommand {
         // Over a file-size limit (ulimit -f) writes should fail with EFBIG and reach the user as a
         // clear "no space" error naming the file, not kill the process with SIGXFSZ.
         signal(SIGXFSZ, SIG_IGN)
+        // OpenBLAS starts one spinning thread per core at load; only the trainer uses more than one
+        // (train.blas_threads), so idle them until it asks.
+        LinearAlgebra.setBLASThreads(1)
         Self.main(nil)
     }
 

@@ -28,7 +28,7 @@ public final class Pretrainer {
 
     public init(settings: PretrainSettings, stepsPerEpoch: Int) throws {
         try settings.validate()
-        Memory.retainFreedBuffers()
+        HeapPolicy.retainFreedBuffers()
         guard stepsPerEpoch >= 1 else { throw TesseraError(.invalidConfig, "a training epoch needs at least one full batch") }
         self.settings = settings
         self.stepsPerEpoch = stepsPerEpoch

@@ -12,7 +12,7 @@ public final class SupervisedTrainer {
     public private(set) var step = 0
 
     public init(backbone: String, classes: Int, totalSteps: Int, learningRate: Double = 0.1, weightDecay: Double = 5e-4, seed: UInt64 = 0) throws {
-        Memory.retainFreedBuffers()
+        HeapPolicy.retainFreedBuffers()
         let spec = try BackboneSpec(parsing: backbone)
         var ini = Initializer(seed: seed &+ 0x5e7f)
         network = Network(backbone: spec.build(initializer: &ini),
