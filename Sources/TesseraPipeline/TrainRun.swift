@@ -10,7 +10,7 @@ import TesseraTrain
 ///
 /// Output directory: `checkpoint.safetensors` (everything needed to resume, rewritten atomically at
 /// the end of every epoch and every `checkpoint_every` steps), `train-log.csv` (one row per step,
-/// rewritten with each checkpoint so it never holds steps a resumed run will redo),
+/// rewritten just before each checkpoint; a resume drops any rows past the checkpoint's step),
 /// `loss.png` and `lr.png` curves. The sample order of epoch e is the reader's shuffled order for
 /// (seed, e) and the views are a function of (seed, epoch, sample, view), so a resumed run sees
 /// exactly the batches an uninterrupted run would.
@@ -87,8 +87,10 @@ public enum TrainRun {
             meta["interpolation"] = recipe.crops[0].interpolation.rawValue
             meta["normalize_mean"] = recipe.normalize.mean.map { String($0) }.joined(separator: ",")
             meta["normalize_std"] = recipe.normalize.std.map { String($0) }.joined(separator: ",")
-            try Checkpoint(tensors: trainer.checkpointTensors, metadata: meta).write(to: ckptPath)
+            // The log first: killed between the two writes, the log holds rows past the checkpoint's
+            // step (a resume drops them) rather than lacking rows the resumed run would never redo.
             try AtomicFile.write(Data((log.joined(separator: "\n") + "\n").utf8), to: config.output + "/train-log.csv")
+            try Checkpoint(tensors: trainer.checkpointTensors, metadata: meta).write(to: ckptPath)
         }
 
         epochs: while trainer.step < trainer.totalSteps {
