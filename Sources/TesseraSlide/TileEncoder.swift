@@ -44,6 +44,9 @@ public struct TileEncoder: Sendable {
             defer { free(out) }
             return Array(UnsafeBufferPointer(start: out, count: len))
         case .png:
+            // libvips' PNG saver: start libvips first, as a views run whose tiles are all JPEG (decoded
+            // without libvips) otherwise reached it uninitialized ("class pngsave_buffer not found").
+            try VipsRuntime.start()
             let tile = (x == 0 && y == 0 && width == image.width && height == image.height) ? image : image.crop(x: x, y: y, width: width, height: height)
             var out: UnsafeMutableRawPointer?
             var len = 0
