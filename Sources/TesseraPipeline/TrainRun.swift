@@ -52,6 +52,9 @@ public enum TrainRun {
         LinearAlgebra.setBLASThreads(config.blasThreads)
         let trainer = try Pretrainer(settings: s, stepsPerEpoch: stepsPerEpoch)
         try FileManager.default.createDirectory(atPath: config.output, withIntermediateDirectories: true)
+        // Two trainers on one output would overwrite each other's checkpoints: the second is refused.
+        let lock = try DirectoryLock(directory: config.output, purpose: "training")
+        defer { withExtendedLifetime(lock) {} }
         let ckptPath = config.output + "/" + checkpointName
         let settingsJSON = String(decoding: try JSONEncoder.sorted.encode(s), as: UTF8.self)
         var log: [String] = []
