@@ -9,6 +9,8 @@ public struct TesseraError: Error, CustomStringConvertible, Sendable, Equatable 
         case missingResolution = "missing-resolution"
         case noTissue = "no-tissue"
         case tooSmall = "too-small"
+        /// More pixels than the configured limit (a decompression bomb or a mislabelled header).
+        case tooLarge = "too-large"
         case invalidConfig = "invalid-config"
         case io = "io"
         case noSpace = "no-space"

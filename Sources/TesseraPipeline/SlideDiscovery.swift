@@ -15,7 +15,7 @@ public enum SlideDiscovery {
             var isDir: ObjCBool = false
             let exists = FileManager.default.fileExists(atPath: input, isDirectory: &isDir)
             if exists && isDir.boolValue && !input.lowercased().hasSuffix(".mrxs") {
-                var visited = Set<String>()
+                var visited = Set<FileIdentity>()
                 var files: [String] = []
                 walk(input, relative: "", visited: &visited, into: &files)
                 for rel in files.sorted() {
@@ -43,11 +43,18 @@ public enum SlideDiscovery {
         return stat(path, &st) == 0 ? Int(st.st_size) : 0
     }
 
+    /// A directory by device and inode: unlike a path, the same however many links lead to it.
+    struct FileIdentity: Hashable { var device: UInt64, inode: UInt64 }
+
     /// Recursive walk that follows symlinks but never enters a directory twice (symlink loops).
-    private static func walk(_ root: String, relative: String, visited: inout Set<String>, into files: inout [String]) {
+    /// Directories are known by device and inode: Foundation's `resolvingSymlinksInPath` did not
+    /// resolve a relative link such as `sub/up -> ..`, and the walk went round it until paths grew
+    /// too long, listing the collection once per lap.
+    private static func walk(_ root: String, relative: String, visited: inout Set<FileIdentity>, into files: inout [String]) {
         let dir = relative.isEmpty ? root : (root as NSString).appendingPathComponent(relative)
-        let real = (dir as NSString).resolvingSymlinksInPath
-        guard visited.insert(real).inserted else { return }
+        var st = stat()
+        guard stat(dir, &st) == 0 else { return }
+        guard visited.insert(FileIdentity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))).inserted else { return }
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return }
         for name in names.sorted() where !name.hasPrefix(".") {
             let rel = relative.isEmpty ? name : relative + "/" + name
@@ -59,7 +66,11 @@ public enum SlideDiscovery {
                 continue
             }
             if isDir.boolValue {
+                let before = files.count
                 walk(root, relative: rel, visited: &visited, into: &files)
+                // A folder named like a slide ("x.svs/") holding no slides: a failed copy, most likely.
+                // Listed, it fails visibly ("is a directory, not a slide") instead of vanishing.
+                if files.count == before && extensions.contains((name as NSString).pathExtension.lowercased()) { files.append(rel) }
             } else if extensions.contains((name as NSString).pathExtension.lowercased()) {
                 files.append(rel)
             }

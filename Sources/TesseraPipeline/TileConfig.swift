@@ -55,6 +55,8 @@ public struct TileConfig: Codable, Sendable, Equatable {
     public var workers: Int = min(256, max(1, ProcessInfo.processInfo.activeProcessorCount))
     /// Per-slide time limit in seconds (watchdog); 0 disables it.
     public var slideTimeout: Double = 1800
+    /// Slides whose level 0 has more pixels are failed as "too-large" before any pixel is read.
+    public var maxPixels: Int = Slide.defaultMaxPixels
     /// Tiles read per strip fetch.
     public var readRun = 16
     public var quiet = false
@@ -66,7 +68,7 @@ public struct TileConfig: Codable, Sendable, Equatable {
         case tileSize = "tile_size", stride, minTissue = "min_tissue", tissueMethod = "tissue_method"
         case maskSize = "mask_size", maskDir = "mask_dir", format, quality, shardSize = "shard_size"
         case depth16 = "depth16", thumbnails, checksumSlides = "checksum_slides", passThrough = "pass_through", labels, labelsFromFolders = "labels_from_folders", normalize, stain, stainFit = "stain_fit", partition, workers
-        case slideTimeout = "slide_timeout", readRun = "read_run", quiet
+        case slideTimeout = "slide_timeout", maxPixels = "max_pixels", readRun = "read_run", quiet
     }
 
     public init(from decoder: Decoder) throws {
@@ -103,6 +105,7 @@ public struct TileConfig: Codable, Sendable, Equatable {
         partition = try c.decodeIfPresent(Partition.self, forKey: .partition)
         workers = try c.decodeIfPresent(Int.self, forKey: .workers) ?? d.workers
         slideTimeout = try c.decodeIfPresent(Double.self, forKey: .slideTimeout) ?? d.slideTimeout
+        maxPixels = try c.decodeIfPresent(Int.self, forKey: .maxPixels) ?? d.maxPixels
         readRun = try c.decodeIfPresent(Int.self, forKey: .readRun) ?? d.readRun
         quiet = try c.decodeIfPresent(Bool.self, forKey: .quiet) ?? d.quiet
     }
@@ -140,6 +143,7 @@ public struct TileConfig: Codable, Sendable, Equatable {
         if shardSize < 1024 { throw bad("shard-size", "must be at least 1 KB, got \(shardSize) bytes") }
         if !(1...256).contains(workers) { throw bad("workers", "must be 1–256, got \(workers)") }
         if slideTimeout < 0 { throw bad("slide-timeout", "must be ≥ 0 seconds (0 = off), got \(slideTimeout)") }
+        if maxPixels < 1 { throw bad("max-pixels", "must be at least 1, got \(maxPixels)") }
         if !(1...1024).contains(readRun) { throw bad("read-run", "must be 1–1024 tiles, got \(readRun)") }
         if let dir = maskDir, !FileManager.default.fileExists(atPath: dir) { throw bad("mask-dir", "\(dir) does not exist") }
         if labels != nil && labelsFromFolders { throw bad("labels", "give a labels table or --labels-from-folders, not both") }
@@ -153,13 +157,14 @@ public struct TileConfig: Codable, Sendable, Equatable {
         copy.output = ""
         copy.workers = 0
         copy.slideTimeout = 0
+        copy.maxPixels = 0
         copy.readRun = 0
         copy.quiet = false
         copy.labels = nil
         copy.stain = nil
         copy.stride = effectiveStride
         guard case .object(var o) = try JSONValue.from(copy) else { return .null }
-        for k in ["output", "workers", "slide_timeout", "read_run", "quiet", "labels", "stain"] { o.removeValue(forKey: k) }
+        for k in ["output", "workers", "slide_timeout", "max_pixels", "read_run", "quiet", "labels", "stain"] { o.removeValue(forKey: k) }
         if normalize == .none {
             o.removeValue(forKey: "normalize")
             o.removeValue(forKey: "stain_fit")

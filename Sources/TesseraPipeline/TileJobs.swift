@@ -120,7 +120,7 @@ struct TileWorker: Sendable {
     /// Opens a slide, chooses its level and finds its tiles; errors name the file.
     static func prepare(_ input: InputFile, config: TileConfig) -> Result<PreparedSlide, TesseraError> {
         do {
-            let slide = try Slide.open(path: input.path)
+            let slide = try Slide.open(path: input.path, maxPixels: config.maxPixels)
             let plan = try TilePlan.make(for: slide, target: config.target, assumeMpp: config.assumeMpp, allowUpsample: config.allowUpsample)
             return .success(try PreparedSlide.prepare(slide, plan: plan, options: config.sliceOptions(for: input)))
         } catch {

@@ -57,8 +57,24 @@ public final class Slide: @unchecked Sendable {
     public var width: Int { levels[0].width }
     public var height: Int { levels[0].height }
 
-    /// Opens a slide or image. Throws a `TesseraError` naming the file for anything unreadable.
-    public static func open(path: String) throws -> Slide {
+    /// Default for `open`'s `maxPixels`: 10¹¹ level-0 pixels, 5× the largest real whole-slide scans.
+    public static let defaultMaxPixels = 100_000_000_000
+
+    /// Opens a slide or image. Throws a `TesseraError` naming the file for anything unreadable, and
+    /// for a level 0 of more than `maxPixels` pixels: the header is all that has been read then, so a
+    /// decompression bomb (a small file declaring 10⁶ × 10⁶ pixels) is refused before anything is
+    /// allocated or decoded.
+    public static func open(path: String, maxPixels: Int = defaultMaxPixels) throws -> Slide {
+        let slide = try openUnchecked(path: path)
+        let (pixels, overflow) = slide.width.multipliedReportingOverflow(by: slide.height)
+        if overflow || pixels > maxPixels || slide.width <= 0 || slide.height <= 0 {
+            throw TesseraError(.tooLarge, path: path, "declares \(slide.width) × \(slide.height) pixels, more than the limit of \(maxPixels)",
+                               hint: "a damaged header or a decompression bomb; if the slide is real, raise --max-pixels (tile.max_pixels)")
+        }
+        return slide
+    }
+
+    private static func openUnchecked(path: String) throws -> Slide {
         try VipsRuntime.start()
         try checkFile(path)
         FaultInjection.maybeHang(.open, path: path)
@@ -96,7 +112,14 @@ public final class Slide: @unchecked Sendable {
     static func checkFile(_ path: String) throws {
         var st = stat()
         guard stat(path, &st) == 0 else {
-            throw TesseraError(.unreadable, path: path, "cannot open: \(String(cString: strerror(errno)))")
+            let reason = String(cString: strerror(errno))
+            if errno == ENOENT && path.contains("\u{FFFD}") {
+                // Listed from a folder, a name that is not valid UTF-8 comes back with U+FFFD in place of
+                // its bytes, and that name does not exist: say so rather than "no such file".
+                throw TesseraError(.unreadable, path: path, "the file name is not valid UTF-8 (shown with �), so it cannot be opened by name",
+                                   hint: "rename the file to a UTF-8 name (e.g. `convmv -f latin1 -t utf8`)")
+            }
+            throw TesseraError(.unreadable, path: path, "cannot open: \(reason)")
         }
         if (st.st_mode & S_IFMT) == S_IFDIR {
             throw TesseraError(.unsupportedFormat, path: path, "is a directory, not a slide",

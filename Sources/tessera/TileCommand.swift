@@ -79,6 +79,8 @@ struct TileCommand: ParsableCommand {
     var workers: Int?
     @Option(name: .customLong("slide-timeout"), help: "Per-slide watchdog in seconds, 0 = off (default 1800).")
     var slideTimeout: Double?
+    @Option(name: .customLong("max-pixels"), help: "Fail slides whose full resolution has more pixels than this, before reading any (default 1e11).")
+    var maxPixels: Double?
     @Flag(help: "No progress line.")
     var quiet = false
 
@@ -132,6 +134,7 @@ struct TileCommand: ParsableCommand {
         } catch { throw fail(error) }
         if let workers { c.workers = workers }
         if let slideTimeout { c.slideTimeout = slideTimeout }
+        if let maxPixels { c.maxPixels = maxPixels >= 1 && maxPixels < 9e18 ? Int(maxPixels) : 0 }
         if quiet { c.quiet = true }
         try runTiling(c)
     }
