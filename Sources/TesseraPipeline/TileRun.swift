@@ -38,6 +38,17 @@ public final class TileRun: @unchecked Sendable {
         let started = Date()
         try config.validate()
         try VipsRuntime.start()
+        // The collection and its labels first: a bad labels table or an empty input is an error
+        // before anything is created in the output.
+        let found = try SlideDiscovery.find(config.inputs)
+        if found.isEmpty {
+            throw TesseraError(.invalidConfig, path: config.inputs.joined(separator: ", "), "no slides or images found",
+                               hint: "known extensions: \(SlideDiscovery.extensions.sorted().joined(separator: ", "))")
+        }
+        let collection = try attachLabels(found)
+        // A partition tiles its own slides exactly as a whole run would (same ids, labels and order).
+        let part = try partitionRecord(collection)
+        let inputs = part.map { $0.positions.map { collection[$0] } } ?? collection
         let out = config.datasetDirectory
         let shardDir = out + "/shards"
         let thumbDir = out + "/thumbnails"
@@ -49,15 +60,6 @@ public final class TileRun: @unchecked Sendable {
         let lock = try DirectoryLock(directory: out, purpose: "writing")
         defer { withExtendedLifetime(lock) {} }
 
-        let found = try SlideDiscovery.find(config.inputs)
-        if found.isEmpty {
-            throw TesseraError(.invalidConfig, path: config.inputs.joined(separator: ", "), "no slides or images found",
-                               hint: "known extensions: \(SlideDiscovery.extensions.sorted().joined(separator: ", "))")
-        }
-        let collection = try attachLabels(found)
-        // A partition tiles its own slides exactly as a whole run would (same ids, labels and order).
-        let part = try partitionRecord(collection)
-        let inputs = part.map { $0.positions.map { collection[$0] } } ?? collection
         let hash = try config.hash()
         var manifest: DatasetManifest
         if FileManager.default.fileExists(atPath: out + "/" + DatasetManifest.fileName) {
