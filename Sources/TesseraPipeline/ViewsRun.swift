@@ -64,7 +64,17 @@ public enum ViewsRun {
         let generator = try ViewGenerator(recipe: recipe, seed: o.seed)
         guard o.epochs >= 1 && o.epochs <= 10_000 else { throw TesseraError(.invalidConfig, "epochs must be 1–10000, got \(o.epochs)") }
         let shardDir = output + "/shards"
+        let config: JSONValue = .object([
+            "source": .string(dataset), "source_config_hash": .string(source.configHash),
+            "views": try JSONValue.from(recipe), "seed": .string(String(o.seed)), "epochs": .number(Double(o.epochs)),
+            "format": .string(o.format.rawValue), "quality": .number(Double(o.quality)),
+        ])
+        let hash = SHA256.hexDigest(of: [UInt8](try CanonicalJSON.encode(config)))
         if FileManager.default.fileExists(atPath: output + "/" + DatasetManifest.fileName) {
+            // The same command rerun after it completed (as after a kill that came too late) is a no-op.
+            if let done = try? DatasetManifest.load(directory: output), done.configHash == hash, done.status == .complete {
+                return Summary(samples: done.shards.reduce(0) { $0 + $1.samples }, shards: done.shards.count, seconds: 0)
+            }
             throw TesseraError(.mismatch, path: output, "already holds a dataset", hint: "choose a new output directory")
         }
         try FileManager.default.createDirectory(atPath: shardDir, withIntermediateDirectories: true)
@@ -77,12 +87,6 @@ public enum ViewsRun {
             try? FileManager.default.removeItem(atPath: shardDir + "/" + name)
         }
         let indices = try reader.epoch(0, order: { var r = ReadOrder(); r.shuffle = false; return r }(), slides: o.slides, keys: o.keys).map { $0 }
-        let config: JSONValue = .object([
-            "source": .string(dataset), "source_config_hash": .string(source.configHash),
-            "views": try JSONValue.from(recipe), "seed": .string(String(o.seed)), "epochs": .number(Double(o.epochs)),
-            "format": .string(o.format.rawValue), "quality": .number(Double(o.quality)),
-        ])
-        let hash = SHA256.hexDigest(of: [UInt8](try CanonicalJSON.encode(config)))
         var manifest = DatasetManifest(tesseraVersion: TileRun.version, configHash: hash, config: config, inputs: source.inputs)
         manifest.resume = nil
         let writer = try ShardWriter(directory: URL(fileURLWithPath: shardDir), targetBytes: o.shardSize)

@@ -33,6 +33,8 @@ struct ViewsCommand: ParsableCommand {
     var quiet = false
     @Flag(help: "Time one epoch of float32 batches through the worker pool (nothing written; prints one JSON line).")
     var benchmark = false
+    @Option(name: .customLong("shard-size"), help: "Target size of view shards, e.g. 64MB (default 256MiB).")
+    var shardSize: String?
     @Option(name: .customLong("batch-size"), help: "Batch size for --benchmark (default 64).")
     var batchSize = 64
     @Option(help: "With --benchmark: stop after this many samples (0 = the whole epoch).")
@@ -74,6 +76,7 @@ struct ViewsCommand: ParsableCommand {
             guard let f = TileFormat(rawValue: format), f != .rgb8 else { throw TesseraError(.invalidConfig, "--format must be png or jpg, got \(format)") }
             o.format = f
             o.quiet = quiet
+            if let shardSize { o.shardSize = try ByteSize.parse(shardSize) }
             if let split {
                 let sel = try SplitFile.selection(split)
                 o.slides = sel.slides

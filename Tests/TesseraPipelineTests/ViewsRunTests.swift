@@ -60,8 +60,14 @@ final class ViewsRunTests: XCTestCase {
         _ = try ViewsRun.materialize(dataset: ds, recipe: recipe, output: killed, options: o)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: killed + "/shards").sorted(), ["shard-000000.idx", "shard-000000.tar"])
         XCTAssertEqual(try DatasetManifest.load(directory: killed).shards.map(\.sha256), m1.shards.map(\.sha256))
-        // A second run into the same directory is refused, not mixed in.
-        XCTAssertThrowsError(try ViewsRun.materialize(dataset: ds, recipe: recipe, output: out1, options: o)) {
+        // The same command rerun on its complete output is a no-op (a kill that came too late);
+        // a run with other settings into that directory is refused, not mixed in.
+        let again = try ViewsRun.materialize(dataset: ds, recipe: recipe, output: out1, options: o)
+        XCTAssertEqual(again.shards, m1.shards.count)
+        XCTAssertEqual(try DatasetManifest.load(directory: out1).shards, m1.shards)
+        var other = o
+        other.seed += 1
+        XCTAssertThrowsError(try ViewsRun.materialize(dataset: ds, recipe: recipe, output: out1, options: other)) {
             XCTAssertTrue("\($0)".contains("already holds a dataset"), "\($0)")
         }
     }
