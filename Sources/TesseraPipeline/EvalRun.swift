@@ -198,8 +198,16 @@ extension EvalRun {
         guard var recipe = model.recipe else {
             throw TesseraError(.invalidConfig, "the checkpoint does not record its view recipe; the supervised baseline needs it")
         }
+        // Supervised training keeps the recipe's geometry (random resized crop, flips, rotations) but
+        // not its photometric distortions: colour is a class cue the labels can use directly, and
+        // SimCLR-strength colour jitter and grayscale slowed from-scratch training to near chance here.
         recipe.crops = [recipe.crops[0]]
         recipe.crops[0].count = 1
+        recipe.crops[0].jitter = nil
+        recipe.crops[0].grayscale = 0
+        recipe.crops[0].blur = nil
+        recipe.crops[0].solarize = PerView(0)
+        recipe.stainJitter = nil
         let trainer = try SupervisedTrainer(backbone: model.backbone, classes: classNames.count, totalSteps: steps, seed: model.seed)
         let generator = try ViewGenerator(recipe: recipe, seed: model.seed &+ 1)
         let b = min(batch, subset.count)
