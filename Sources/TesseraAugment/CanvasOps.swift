@@ -181,17 +181,9 @@ extension ViewCanvas {
     func gaussianBlur(sigma: Double) {
         guard sigma > 0 else { return }
         let w = width, h = height
-        let radius = min(max(1, Int((3 * sigma).rounded(.up))), max(1, min(w, h) - 1))
+        let (radius, kernel) = PixelOps.gaussianKernel(sigma: sigma, width: w, height: h)
         let taps = 2 * radius + 1
-        var kernel = (-radius...radius).map { Float(exp(-Double($0 * $0) / (2 * sigma * sigma))) }
-        let total = kernel.reduce(0, +)
-        kernel = kernel.map { $0 / total }
-        @inline(__always) func reflect(_ i: Int, _ n: Int) -> Int {
-            var i = i
-            if n == 1 { return 0 }
-            while i < 0 || i >= n { i = i < 0 ? -i : 2 * (n - 1) - i }
-            return i
-        }
+        let reflect = PixelOps.reflectIndex
         let padded = w + 2 * radius
         let mid = scratch(w * h + padded + 8 + taps), row = mid + w * h
         let whole = w & ~7

@@ -145,21 +145,30 @@ public enum PixelOps {
         RGBImage(width: im.width, height: im.height, pixels: im.pixels.map { Int($0) >= threshold ? 255 - $0 : $0 })
     }
 
+    /// The normalized 1-D Gaussian of radius ⌈3σ⌉ (at least 1, less than the image's shorter side).
+    static func gaussianKernel(sigma: Double, width w: Int, height h: Int) -> (radius: Int, weights: [Float]) {
+        let radius = min(max(1, Int((3 * sigma).rounded(.up))), max(1, min(w, h) - 1))
+        let kernel = (-radius...radius).map { Float(exp(-Double($0 * $0) / (2 * sigma * sigma))) }
+        let total = kernel.reduce(0, +)
+        return (radius, kernel.map { $0 / total })
+    }
+
+    /// Mirror reflection of index i into 0..<n (edge pixel not repeated), as the blur's border rule.
+    @inline(__always)
+    static func reflectIndex(_ i: Int, _ n: Int) -> Int {
+        var i = i
+        if n == 1 { return 0 }
+        while i < 0 || i >= n { i = i < 0 ? -i : 2 * (n - 1) - i }
+        return i
+    }
+
     /// Gaussian blur with standard deviation σ (pixels): separable kernel of radius ⌈3σ⌉, edges
     /// reflected, rounded to bytes.
     public static func gaussianBlur(_ im: RGBImage, sigma: Double) -> RGBImage {
         guard sigma > 0 else { return im }
         let w = im.width, h = im.height
-        let radius = min(max(1, Int((3 * sigma).rounded(.up))), max(1, min(w, h) - 1))
-        var kernel = (-radius...radius).map { Float(exp(-Double($0 * $0) / (2 * sigma * sigma))) }
-        let total = kernel.reduce(0, +)
-        kernel = kernel.map { $0 / total }
-        @inline(__always) func reflect(_ i: Int, _ n: Int) -> Int {
-            var i = i
-            if n == 1 { return 0 }
-            while i < 0 || i >= n { i = i < 0 ? -i : 2 * (n - 1) - i }
-            return i
-        }
+        let (radius, kernel) = gaussianKernel(sigma: sigma, width: w, height: h)
+        let reflect = reflectIndex
         // Horizontal pass: each row copied once into a reflected, padded float row.
         var mid = [Float](repeating: 0, count: w * h * 3)
         var row = [Float](repeating: 0, count: (w + 2 * radius) * 3)
