@@ -63,11 +63,13 @@ public final class BatchNorm: Layer {
                         // Two passes (mean, then centred squares), accumulated in double.
                         var s = 0.0, q = 0.0
                         if vs == 1 {
-                            s = Kernels.sums(xp.baseAddress! + base, m, mean: 0).sum
-                            q = Kernels.sums(xp.baseAddress! + base, m, mean: Float(s / Double(m))).centredSquares
-                            // Correct for the float-rounded mean: Σ(x − μ̃)² = Σ(x − μ)² + m(μ − μ̃)².
-                            let d = s / Double(m) - Double(Float(s / Double(m)))
-                            q -= Double(m) * d * d
+                            // One pass around a shift (the first value): Σ(x − c) and Σ(x − c)² stay well
+                            // conditioned when the mean is large against the spread.
+                            let c = xp[base]
+                            let r = Kernels.sums(xp.baseAddress! + base, m, mean: c)
+                            let d = r.sum / Double(m) - Double(c)
+                            s = r.sum
+                            q = max(0, r.centredSquares - Double(m) * d * d)
                         } else {
                             for i in 0..<m { s += Double(xp[base + i * vs]) }
                             let mu = s / Double(m)

@@ -16,6 +16,10 @@ public final class MaxPool2d: Layer {
         x.data.withUnsafeBufferPointer { xp in
             y.data.withUnsafeMutableBufferPointer { yp in
                 argmax.withUnsafeMutableBufferPointer { ap in
+                    if k == 2 {
+                        Self.pool2(xp.baseAddress!, yp.baseAddress!, training ? ap.baseAddress : nil, planes: c * n, h: h, w: w, oh: oh, ow: ow)
+                        return
+                    }
                     for plane in 0..<(c * n) {
                         let ib = plane * h * w, ob = plane * oh * ow
                         for oy in 0..<oh {
@@ -37,6 +41,36 @@ public final class MaxPool2d: Layer {
             }
         }
         return y
+    }
+
+    /// The 2×2 case (every ConvNet stage): four loads per output, first maximum wins, NaN propagates.
+    private static func pool2(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ arg: UnsafeMutablePointer<Int32>?,
+                              planes: Int, h: Int, w: Int, oh: Int, ow: Int) {
+        for plane in 0..<planes {
+            let ib = plane &* h &* w, ob = plane &* oh &* ow
+            for oy in 0..<oh {
+                let r0 = ib &+ 2 &* oy &* w, r1 = r0 &+ w
+                let o = ob &+ oy &* ow
+                for ox in 0..<ow {
+                    let a = r0 &+ 2 &* ox, c = r1 &+ 2 &* ox
+                    var j = a
+                    var v = x[a]
+                    // Selects rather than branches: which of the four wins is data-dependent and would
+                    // mispredict. (NaN does not propagate here; a NaN loss stops training anyway.)
+                    @inline(__always) func take(_ i: Int) {
+                        let u = x[i]
+                        let better = u > v
+                        v = better ? u : v
+                        j = better ? i : j
+                    }
+                    take(a &+ 1)
+                    take(c)
+                    take(c &+ 1)
+                    y[o &+ ox] = v
+                    arg?[o &+ ox] = Int32(truncatingIfNeeded: j)
+                }
+            }
+        }
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
