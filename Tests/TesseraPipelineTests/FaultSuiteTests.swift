@@ -50,29 +50,9 @@ final class FaultSuiteTests: XCTestCase {
     }
 
     func trainPipeline(dataset: String, output: String, checkpointEvery: Int) throws -> String {
-        let yaml = """
-        name: fault-train
-        views:
-          crops:
-            - {name: view, count: 2, size: 24, scale: [0.3, 1.0], hflip: 0.5, rot90: 0.75,
-               jitter: {p: 0.8, brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1}, grayscale: 0.2}
-          normalize: {mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225]}
-        train:
-          dataset: \(dataset)
-          output: \(output)
-          method: simclr
-          backbone: "convnet:8,16"
-          epochs: 3
-          batch_size: 16
-          lr: 0.1
-          warmup_epochs: 0.5
-          projection_hidden: 16
-          projection_dim: 8
-          seed: 3
-          checkpoint_every: \(checkpointEvery)
-        """
         let path = Fixtures.tempDir(self) + "/train.yaml"
-        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        try TrainRunTests.pipelineText(dataset: dataset, output: output, epochs: 3, extra: "  checkpoint_every: \(checkpointEvery)")
+            .write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
 

@@ -8,25 +8,18 @@ import XCTest
 /// `tessera train` end to end on the 96 bundled PBC images: determinism across worker counts,
 /// a killed-and-resumed run identical to an uninterrupted one, refusals, and PyTorch loading the checkpoint.
 final class TrainRunTests: XCTestCase {
+    /// All 96 bundled PBC images, one tile each.
     static func dataset(_ test: XCTestCase) throws -> String {
-        let dir = Fixtures.tempDir(test) + "/pbc"
-        var c = TileConfig()
-        c.inputs = [Fixtures.root + "/data/pbc-blood-cells"]
-        c.output = dir
-        c.quiet = true
-        c.tissueMethod = .none
-        c.minTissue = 0
-        c.labelsFromFolders = true
-        _ = try TileRun(config: c).run()
-        return dir
+        try ViewsRunTests.dataset(test, input: "/data/pbc-blood-cells")
     }
 
     func pipeline(dataset: String, output: String, method: String = "simclr", extra: String = "") throws -> PipelineFile {
         try Self.pipeline(self, dataset: dataset, output: output, method: method, extra: extra)
     }
 
-    static func pipeline(_ test: XCTestCase, dataset: String, output: String, method: String = "simclr", extra: String = "") throws -> PipelineFile {
-        let yaml = """
+    /// A tiny SimCLR/DINO/triplet run (ConvNet 8→16 at 24 px, batch 16) as pipeline-file text.
+    static func pipelineText(dataset: String, output: String, method: String = "simclr", epochs: Int = 2, extra: String = "") -> String {
+        """
         name: train-test
         views:
           crops:
@@ -38,7 +31,7 @@ final class TrainRunTests: XCTestCase {
           output: \(output)
           method: \(method)
           backbone: "convnet:8,16"
-          epochs: 2
+          epochs: \(epochs)
           batch_size: 16
           lr: 0.1
           warmup_epochs: 0.5
@@ -50,8 +43,11 @@ final class TrainRunTests: XCTestCase {
           seed: 3
         \(extra)
         """
+    }
+
+    static func pipeline(_ test: XCTestCase, dataset: String, output: String, method: String = "simclr", extra: String = "") throws -> PipelineFile {
         let path = Fixtures.tempDir(test) + "/\(UUID().uuidString).yaml"
-        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        try pipelineText(dataset: dataset, output: output, method: method, extra: extra).write(toFile: path, atomically: true, encoding: .utf8)
         return try PipelineFile.load(path: path)
     }
 

@@ -11,10 +11,11 @@ import XCTest
 final class ViewsRunTests: XCTestCase {
     func dataset() throws -> String { try Self.dataset(self) }
 
-    static func dataset(_ test: XCTestCase) throws -> String {
+    /// Tiles bundled PBC images (default: the 12 platelets) whole-image, labelled by folder.
+    static func dataset(_ test: XCTestCase, input: String = "/data/pbc-blood-cells/platelet") throws -> String {
         let dir = Fixtures.tempDir(test) + "/pbc"
         var c = TileConfig()
-        c.inputs = [Fixtures.root + "/data/pbc-blood-cells/platelet"]
+        c.inputs = [Fixtures.root + input]
         c.output = dir
         c.quiet = true
         c.tissueMethod = .none
