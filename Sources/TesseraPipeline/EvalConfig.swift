@@ -69,117 +69,114 @@ extension EvalRun {
     /// and writes the outputs when `out` is set.
     public static func run(_ c: EvalConfig) throws -> Summary {
         if c.supervisedSteps < 1 || c.supervisedBatch < 2 {
-            throw TesseraError(.invalidConfig, "eval: supervised_steps must be ≥ 1 and supervised_batch ≥ 2")
+        throw TesseraError(.invalidConfig, "eval: supervised_steps must be ≥ 1 and supervised_batch ≥ 2")
         }
-            let workers = c.workers ?? ProcessInfo.processInfo.activeProcessorCount
-            let trainSet: LabelledImages, testSet: LabelledImages
-            var minSubset: [String: Int]? = nil
-            if let dataset = c.dataset, let split = c.split {
-                let file = try SplitFile.read(path: split)
-                trainSet = try images(dataset: dataset, split: file, selector: "train")
-                testSet = try images(dataset: dataset, split: file, selector: "test")
-                var m: [String: Int] = [:]
-                for r in file.rows { if let s = r.minSubset { m[r.slide.slideId] = s } }
-                minSubset = m
-            } else if let train = c.train, let test = c.test {
-                trainSet = try images(folderOrCSV: train)
-                testSet = try images(folderOrCSV: test)
-            } else {
-                throw TesseraError(.invalidConfig, "give --dataset with --split, or --train and --test")
+        let workers = c.workers ?? ProcessInfo.processInfo.activeProcessorCount
+        let trainSet: LabelledImages, testSet: LabelledImages
+        var minSubset: [String: Int]? = nil
+        if let dataset = c.dataset, let split = c.split {
+            let file = try SplitFile.read(path: split)
+            trainSet = try images(dataset: dataset, split: file, selector: "train")
+            testSet = try images(dataset: dataset, split: file, selector: "test")
+            var m: [String: Int] = [:]
+            for r in file.rows { if let s = r.minSubset { m[r.slide.slideId] = s } }
+            minSubset = m
+        } else if let train = c.train, let test = c.test {
+            trainSet = try images(folderOrCSV: train)
+            testSet = try images(folderOrCSV: test)
+        } else {
+            throw TesseraError(.invalidConfig, "give --dataset with --split, or --train and --test")
+        }
+        let classNames = Array(Set(trainSet.labels)).sorted()
+        let index = Dictionary(uniqueKeysWithValues: classNames.enumerated().map { ($0.element, $0.offset) })
+        let unknown = Set(testSet.labels).subtracting(classNames)
+        guard unknown.isEmpty else {
+            throw TesseraError(.invalidConfig, "test classes without training examples: \(unknown.sorted().joined(separator: ", "))")
+        }
+        let trainY = trainSet.labels.map { index[$0]! }, testY = testSet.labels.map { index[$0]! }
+        var sizes: [Int?] = []
+        for t in c.subsets.split(separator: ",") {
+            let s = t.trimmingCharacters(in: .whitespaces)
+            if s == "all" { sizes.append(nil); continue }
+            guard let n = Int(s), n > 0 else { throw TesseraError(.invalidConfig, "--subsets: '\(s)' is not a positive count or 'all'") }
+            sizes.append(n)
+        }
+        var models = [try model(checkpoint: c.checkpoint)]
+        if models[0].recipe == nil, let path = c.recipe {
+            guard let r = try PipelineFile.load(path: path).views else {
+                throw TesseraError(.invalidConfig, path: path, "no views: section to take the recipe from")
             }
-            let classNames = Array(Set(trainSet.labels)).sorted()
-            let index = Dictionary(uniqueKeysWithValues: classNames.enumerated().map { ($0.element, $0.offset) })
-            let unknown = Set(testSet.labels).subtracting(classNames)
-            guard unknown.isEmpty else {
-                throw TesseraError(.invalidConfig, "test classes without training examples: \(unknown.sorted().joined(separator: ", "))")
+            models[0].recipe = r
+        }
+        if c.randomInit { models.append(try model(checkpoint: c.checkpoint, randomInit: true)) }
+        var rows: [String] = ["| model | labels/class | train images | kNN acc | kNN bal. acc | probe acc | probe bal. acc |",
+                              "|---|---:|---:|---:|---:|---:|---:|"]
+        var json: [JSONValue] = []
+        var lastReport: ClassificationReport?
+        let maxPerClass = classNames.map { c in trainSet.labels.filter { $0 == c }.count }.max() ?? 0
+        // Rows of a subset: split files name their nested subsets; folders take each class's first
+        // N images in a seeded hash order (also nested).
+        let hashOrder: [[Int]] = minSubset != nil ? [] : classNames.map { c in
+            trainSet.ids.indices.filter { trainSet.labels[$0] == c }
+                .map { (SHA256.hexDigest(of: Array("tessera-eval|\(trainSet.ids[$0])".utf8)), $0) }
+                .sorted { $0.0 < $1.0 }.map(\.1)
+        }
+        func subsetRows(_ size: Int?) -> [Int] {
+            guard let n = size else { return Array(trainSet.ids.indices) }
+            if let m = minSubset { return trainSet.ids.indices.filter { (m[trainSet.ids[$0]] ?? Int.max) <= n } }
+            return hashOrder.flatMap { $0.prefix(n) }.sorted()
+        }
+        func label(_ size: Int?) -> String { size.map { n in n >= maxPerClass ? "all (\(maxPerClass))" : String(n) } ?? "all (\(maxPerClass))" }
+        // The labelled subsets, computed once: nested sizes that select the same rows are scored once.
+        var plan: [(size: Int?, rows: [Int])] = []
+        for size in sizes {
+            let rows = subsetRows(size)
+            if !rows.isEmpty, !plan.contains(where: { $0.rows.count == rows.count }) { plan.append((size, rows)) }
+        }
+        let quietEmbedding = c.quiet || trainSet.count + testSet.count < 5000
+        for (mi, model) in models.enumerated() {
+            let ftr = try embed(trainSet, model: model, workers: workers, quiet: quietEmbedding)
+            let fte = try embed(testSet, model: model, workers: workers, quiet: quietEmbedding)
+            let d = ftr.count / max(1, trainSet.count)
+            for (size, keep) in plan {
+                var xs: [Float] = []
+                xs.reserveCapacity(keep.count * d)
+                for i in keep { xs += ftr[(i * d)..<((i + 1) * d)] }
+                let ys = keep.map { trainY[$0] }
+                let s = try score(trainFeatures: xs, trainLabels: ys, testFeatures: fte, testLabels: testY, dimension: d,
+                                  classNames: classNames, perClass: size)
+                rows.append(String(format: "| %@ | %@ | %d | %.3f | %.3f | %.3f | %.3f |", model.description, label(size), keep.count,
+                                   s.knn.accuracy, s.knn.balancedAccuracy, s.probe.accuracy, s.probe.balancedAccuracy))
+                json.append(.object(["model": .string(model.description), "labels_per_class": size.map { .number(Double($0)) } ?? .null,
+                                     "train_images": .number(Double(keep.count)),
+                                     "knn_accuracy": .number(s.knn.accuracy), "knn_balanced_accuracy": .number(s.knn.balancedAccuracy),
+                                     "probe_accuracy": .number(s.probe.accuracy), "probe_balanced_accuracy": .number(s.probe.balancedAccuracy),
+                                     "probe_c": .number(s.probeC)]))
+                if mi == 0 { lastReport = s.probe }
             }
-            let trainY = trainSet.labels.map { index[$0]! }, testY = testSet.labels.map { index[$0]! }
-            var sizes: [Int?] = []
-            for t in c.subsets.split(separator: ",") {
-                let s = t.trimmingCharacters(in: .whitespaces)
-                if s == "all" { sizes.append(nil); continue }
-                guard let n = Int(s), n > 0 else { throw TesseraError(.invalidConfig, "--subsets: '\(s)' is not a positive count or 'all'") }
-                sizes.append(n)
+        }
+        if c.supervised {
+            for (size, keep) in plan {
+                let r = try supervised(train: trainSet, subset: keep, labels: keep.map { trainY[$0] }, test: testSet, testLabels: testY,
+                                       classNames: classNames, model: models[0], steps: c.supervisedSteps, batch: c.supervisedBatch,
+                                       workers: workers)
+                let name = "supervised from scratch (\(models[0].backbone), \(c.supervisedSteps) steps)"
+                rows.append(String(format: "| %@ | %@ | %d | – | – | %.3f | %.3f |", name, label(size), keep.count, r.accuracy, r.balancedAccuracy))
+                json.append(.object(["model": .string(name), "labels_per_class": size.map { .number(Double($0)) } ?? .null,
+                                     "train_images": .number(Double(keep.count)),
+                                     "accuracy": .number(r.accuracy), "balanced_accuracy": .number(r.balancedAccuracy)]))
             }
-            var models = [try model(checkpoint: c.checkpoint)]
-            if models[0].recipe == nil, let path = c.recipe {
-                guard let r = try PipelineFile.load(path: path).views else {
-                    throw TesseraError(.invalidConfig, path: path, "no views: section to take the recipe from")
-                }
-                models[0].recipe = r
-            }
-            if c.randomInit { models.append(try model(checkpoint: c.checkpoint, randomInit: true)) }
-            var rows: [String] = ["| model | labels/class | train images | kNN acc | kNN bal. acc | probe acc | probe bal. acc |",
-                                  "|---|---:|---:|---:|---:|---:|---:|"]
-            var json: [JSONValue] = []
-            var lastReport: ClassificationReport?
-            let maxPerClass = classNames.map { c in trainSet.labels.filter { $0 == c }.count }.max() ?? 0
-            // Rows of a subset: split files name their nested subsets; folders take each class's first
-            // N images in a seeded hash order (also nested).
-            func subsetRows(_ size: Int?) -> [Int] {
-                guard let n = size else { return Array(trainSet.ids.indices) }
-                if let m = minSubset { return trainSet.ids.indices.filter { (m[trainSet.ids[$0]] ?? Int.max) <= n } }
-                var keep: [Int] = []
-                for c in classNames {
-                    let members = trainSet.ids.indices.filter { trainSet.labels[$0] == c }
-                        .map { (SHA256.hexDigest(of: Array("tessera-eval|\(trainSet.ids[$0])".utf8)), $0) }
-                        .sorted { $0.0 < $1.0 }.map(\.1)
-                    keep += members.prefix(n)
-                }
-                return keep.sorted()
-            }
-            func label(_ size: Int?) -> String { size.map { n in n >= maxPerClass ? "all (\(maxPerClass))" : String(n) } ?? "all (\(maxPerClass))" }
-            for model in models {
-                let ftr = try embed(trainSet, model: model, workers: workers, quiet: c.quiet || trainSet.count + testSet.count < 5000)
-                let fte = try embed(testSet, model: model, workers: workers, quiet: c.quiet || trainSet.count + testSet.count < 5000)
-                let d = ftr.count / max(1, trainSet.count)
-                var seenCounts = Set<Int>()
-                for size in sizes {
-                    let keep = subsetRows(size)
-                    guard !keep.isEmpty, !seenCounts.contains(keep.count) else { continue }
-                    seenCounts.insert(keep.count)
-                    var xs: [Float] = []
-                    xs.reserveCapacity(keep.count * d)
-                    for i in keep { xs += ftr[(i * d)..<((i + 1) * d)] }
-                    let ys = keep.map { trainY[$0] }
-                    let s = try score(trainFeatures: xs, trainLabels: ys, testFeatures: fte, testLabels: testY, dimension: d,
-                                              classNames: classNames, perClass: size)
-                    rows.append(String(format: "| %@ | %@ | %d | %.3f | %.3f | %.3f | %.3f |", model.description, label(size), keep.count,
-                                       s.knn.accuracy, s.knn.balancedAccuracy, s.probe.accuracy, s.probe.balancedAccuracy))
-                    json.append(.object(["model": .string(model.description), "labels_per_class": size.map { .number(Double($0)) } ?? .null,
-                                         "train_images": .number(Double(keep.count)),
-                                         "knn_accuracy": .number(s.knn.accuracy), "knn_balanced_accuracy": .number(s.knn.balancedAccuracy),
-                                         "probe_accuracy": .number(s.probe.accuracy), "probe_balanced_accuracy": .number(s.probe.balancedAccuracy),
-                                         "probe_c": .number(s.probeC)]))
-                    if model.description == models[0].description { lastReport = s.probe }
-                }
-            }
-            if c.supervised {
-                var seenCounts = Set<Int>()
-                for size in sizes {
-                    let keep = subsetRows(size)
-                    guard !keep.isEmpty, !seenCounts.contains(keep.count) else { continue }
-                    seenCounts.insert(keep.count)
-                    let r = try supervised(train: trainSet, subset: keep, labels: keep.map { trainY[$0] }, test: testSet, testLabels: testY,
-                                                   classNames: classNames, model: models[0], steps: c.supervisedSteps, batch: c.supervisedBatch,
-                                                   workers: workers)
-                    let name = "supervised from scratch (\(models[0].backbone), \(c.supervisedSteps) steps)"
-                    rows.append(String(format: "| %@ | %@ | %d | – | – | %.3f | %.3f |", name, label(size), keep.count, r.accuracy, r.balancedAccuracy))
-                    json.append(.object(["model": .string(name), "labels_per_class": size.map { .number(Double($0)) } ?? .null,
-                                         "train_images": .number(Double(keep.count)),
-                                         "accuracy": .number(r.accuracy), "balanced_accuracy": .number(r.balancedAccuracy)]))
-                }
-            }
-            var summary = Summary(table: rows.joined(separator: "\n"), json: json, report: lastReport)
-            if let out = c.out, let report = lastReport {
-                try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                try AtomicFile.write(try encoder.encode(JSONValue.array(json)), to: out + "/eval.json")
-                try AtomicFile.write(Data((summary.table + "\n\nLinear probe, largest subset:\n" + report.text).utf8), to: out + "/report.txt")
-                try PNGWriter.write(report.figure(), to: out + "/confusion.png")
-                summary.written = [out + "/eval.json", out + "/report.txt", out + "/confusion.png"]
-            }
-            return summary
+        }
+        var summary = Summary(table: rows.joined(separator: "\n"), json: json, report: lastReport)
+        if let out = c.out, let report = lastReport {
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try AtomicFile.write(try encoder.encode(JSONValue.array(json)), to: out + "/eval.json")
+            try AtomicFile.write(Data((summary.table + "\n\nLinear probe, largest subset:\n" + report.text).utf8), to: out + "/report.txt")
+            try PNGWriter.write(report.figure(), to: out + "/confusion.png")
+            summary.written = [out + "/eval.json", out + "/report.txt", out + "/confusion.png"]
+        }
+        return summary
     }
 }

@@ -219,7 +219,9 @@ extension EvalRun {
             var rng = SplitMix64(seed: model.seed ^ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15)
             var order = Array(0..<rows.count)
             for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
-            let loader = try ViewBatchLoader(samples: order, epoch: epoch, generator: generator, batchSize: b, workers: workers,
+            // Only the batches still needed: an abandoned loader would leave its threads blocked.
+            let needed = Array(order.prefix((steps - trainer.step) * b))
+            let loader = try ViewBatchLoader(samples: needed, epoch: epoch, generator: generator, batchSize: b, workers: workers,
                                              dropLast: true, threadExit: { VipsRuntime.threadShutdown() }) { try load(rows[$0]) }
             while trainer.step < steps, let batch = try loader.next() {
                 trainer.trainStep(images: batch.tensors[0], shape: batch.shapes[0], targets: batch.samples.map { labels[$0] })

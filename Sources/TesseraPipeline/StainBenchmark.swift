@@ -14,12 +14,6 @@ public enum StainBenchmark {
         public var megapixelsPerCPUSecond: Double { megapixels / max(cpuSeconds, 1e-9) }
     }
 
-    public static func cpuTime() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-    }
-
     /// Times `operation` ("fit-transform": fit each image then normalize it, as per tile;
     /// "transform": normalize with the source fitted once; "fit": fit only) over the images,
     /// repeated until at least `minSeconds` of CPU time.
@@ -32,7 +26,7 @@ public enum StainBenchmark {
         }
         var rounds = 0, unchanged = 0
         var checksum = 0
-        let start = cpuTime()
+        let start = CPUClock.processSeconds()
         repeat {
             for (i, image) in images.enumerated() {
                 switch operation {
@@ -51,8 +45,8 @@ public enum StainBenchmark {
                 }
             }
             rounds += 1
-        } while cpuTime() - start < minSeconds
-        let seconds = cpuTime() - start
+        } while CPUClock.processSeconds() - start < minSeconds
+        let seconds = CPUClock.processSeconds() - start
         _ = checksum
         return Result(operation: operation, method: method.rawValue, images: images.count * rounds,
                       megapixels: Double(pixels * rounds) / 1e6, cpuSeconds: seconds, unchanged: unchanged)

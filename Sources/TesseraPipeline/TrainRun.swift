@@ -97,10 +97,13 @@ public enum TrainRun {
         }
 
         epochs: while trainer.step < trainer.totalSteps {
+            if let m = options.maxSteps, stepsRun >= m { break }
             let e = trainer.epoch
             let inEpoch = trainer.step - e * stepsPerEpoch
             let epochOrder = Array(try reader.epoch(e, order: order, slides: selection?.slides, keys: selection?.keys))
-            let todo = Array(epochOrder[(inEpoch * s.batchSize)..<(stepsPerEpoch * s.batchSize)])
+            var todo = Array(epochOrder[(inEpoch * s.batchSize)..<(stepsPerEpoch * s.batchSize)])
+            // Only the batches this invocation will take: an abandoned loader would leave its threads blocked.
+            if let m = options.maxSteps { todo = Array(todo.prefix((m - stepsRun) * s.batchSize)) }
             let loader = try ViewBatchLoader(samples: todo, epoch: e, generator: generator, batchSize: s.batchSize, workers: workers,
                                              dropLast: true, threadExit: { VipsRuntime.threadShutdown() }) { i in
                 try TileDecoding.image(try reader.record(i))

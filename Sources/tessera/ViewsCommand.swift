@@ -57,7 +57,7 @@ struct ViewsCommand: ParsableCommand {
             if benchmark {
                 let w = workers ?? max(1, ProcessInfo.processInfo.activeProcessorCount)
                 let loader = try ViewsRun.loader(dataset: dataset, recipe: r, seed: seed, epoch: 0, batchSize: batchSize, workers: w)
-                let cpu0 = StainBenchmark.cpuTime()
+                let cpu0 = CPUClock.processSeconds()
                 let start = Date()
                 var samples = 0
                 while let b = try loader.next() {
@@ -65,7 +65,7 @@ struct ViewsCommand: ParsableCommand {
                     if limit > 0 && samples >= limit { break }
                 }
                 let wall = Date().timeIntervalSince(start)
-                let cpu = StainBenchmark.cpuTime() - cpu0
+                let cpu = CPUClock.processSeconds() - cpu0
                 print("{\"samples\": \(samples), \"seconds\": \(wall), \"cpu_seconds\": \(cpu), \"workers\": \(w), \"views\": \(r.viewCount)}")
                 Foundation.exit(0)
             }

@@ -76,8 +76,9 @@ public final class Pretrainer {
         switch settings.method {
         case .simclr, .triplet:
             let g = groups[0]
-            let pairs = Array(g.data.prefix(2 * batch * g.shape[1] * g.shape[2] * g.shape[3]))
             let shape = [2 * batch, g.shape[1], g.shape[2], g.shape[3]]
+            // The first two views; copied only when the group holds more.
+            let pairs = g.shape[0] == 2 * batch ? g.data : Array(g.data.prefix(shape.reduce(1, *)))
             let z = student.forward(images: pairs, shape: shape, training: true)
             if settings.method == .simclr {
                 let r = NTXentLoss.evaluate(z, temperature: Float(settings.temperature))

@@ -11,12 +11,6 @@ public enum TrainBenchmark {
         public var steps: Int
     }
 
-    static func cpuTime() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-    }
-
     /// `steps` SimCLR steps (two views per source image, NT-Xent τ = 0.2, SGD with momentum) after
     /// one warm-up step; source images per CPU second.
     public static func simclr(backbone: String, size: Int, batch: Int, steps: Int, threads: Int) throws -> Result {
@@ -34,9 +28,9 @@ public enum TrainBenchmark {
         let images = (0..<(2 * batch * 3 * size * size)).map { _ in Float(g.next() >> 40) / Float(1 << 24) * 2 - 1 }
         _ = trainer.trainStep(groups: [(images, [2 * batch, 3, size, size])], batch: batch)
         let flops0 = BLAS.flops
-        let c0 = cpuTime(), w0 = Date()
+        let c0 = CPUClock.processSeconds(), w0 = Date()
         for _ in 0..<steps { _ = trainer.trainStep(groups: [(images, [2 * batch, 3, size, size])], batch: batch) }
-        let cpu = cpuTime() - c0, wall = Date().timeIntervalSince(w0)
+        let cpu = CPUClock.processSeconds() - c0, wall = Date().timeIntervalSince(w0)
         let n = Double(steps * batch)
         return Result(imagesPerCPUSecond: n / cpu, imagesPerSecond: n / wall, gflopPerCPUSecond: (BLAS.flops - flops0) / cpu / 1e9, steps: steps)
     }
@@ -47,7 +41,7 @@ public enum TrainBenchmark {
         let a = [Float](repeating: 0.5, count: m * k), b = [Float](repeating: 0.25, count: k * n)
         var c = [Float](repeating: 0, count: m * n)
         var reps = 0
-        let c0 = cpuTime()
+        let c0 = CPUClock.processSeconds()
         repeat {
             a.withUnsafeBufferPointer { ap in
                 b.withUnsafeBufferPointer { bp in
@@ -57,7 +51,7 @@ public enum TrainBenchmark {
                 }
             }
             reps += 1
-        } while cpuTime() - c0 < 1.0
-        return 2 * Double(m * n * k) * Double(reps) / (cpuTime() - c0) / 1e9
+        } while CPUClock.processSeconds() - c0 < 1.0
+        return 2 * Double(m * n * k) * Double(reps) / (CPUClock.processSeconds() - c0) / 1e9
     }
 }
