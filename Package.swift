@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "TesseraSplits", targets: ["TesseraSplits"]),
         .library(name: "TesseraStain", targets: ["TesseraStain"]),
         .library(name: "TesseraTrain", targets: ["TesseraTrain"]),
+        .library(name: "TesseraPipeline", targets: ["TesseraPipeline"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

@@ -134,10 +134,7 @@ public final class TileRun: @unchecked Sendable {
         pool.join()
         while !producer.isFinished { usleep(1000) }
         if let failure {
-            if let io = failure as? ShardIOError, [ENOSPC, EFBIG, EDQUOT].contains(io.code) {
-                throw TesseraError(.noSpace, path: io.path, "\(io.operation) failed: no space left for the output (\(String(cString: strerror(io.code))))",
-                                   hint: "free disk space or raise the file-size limit, then rerun the same command: it resumes from the last complete shard")
-            }
+            if let io = failure as? ShardIOError, io.isNoSpace { throw io.userError }
             throw failure
         }
         try assembler.finish()

@@ -1,4 +1,5 @@
 import Foundation
+import TesseraCore
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -18,8 +19,21 @@ public struct ShardIOError: Error, CustomStringConvertible, Sendable {
         self.code = code
     }
 
+    /// A full disk, a quota or a file-size limit (RLIMIT_FSIZE fails writes with EFBIG).
+    public var isNoSpace: Bool { code == ENOSPC || code == EFBIG || code == EDQUOT }
+
     public var description: String {
-        "\(operation) failed for \(path): \(String(cString: strerror(code))) (errno \(code))"
+        isNoSpace
+            ? "\(operation) failed for \(path): no space left for the output (\(String(cString: strerror(code))), errno \(code))"
+            : "\(operation) failed for \(path): \(String(cString: strerror(code))) (errno \(code))"
+    }
+
+    /// The error a user sees: "no space" says what to do; anything else is an I/O error on the file.
+    public var userError: TesseraError {
+        isNoSpace
+            ? TesseraError(.noSpace, path: path, "\(operation) failed: no space left for the output (\(String(cString: strerror(code))))",
+                           hint: "free disk space or raise the file-size limit, then rerun the same command: it resumes or restarts without duplicates")
+            : TesseraError(.io, path: path, "\(operation) failed: \(String(cString: strerror(code)))")
     }
 }
 

@@ -28,7 +28,26 @@ public enum VipsRuntime {
         guard let p = tsr_error_take() else { return "unknown libvips error" }
         defer { tsr_free(p) }
         let s = String(cString: p).trimmingCharacters(in: .whitespacesAndNewlines)
-        return s.isEmpty ? "unknown libvips error" : s.replacingOccurrences(of: "\n", with: "; ")
+        return s.isEmpty ? "unknown libvips error" : condense(s)
+    }
+
+    /// One line from libvips' multi-line error buffer: repeated messages (a damaged JPEG repeats its
+    /// warning once per scanline group) are counted instead of repeated, and at most `limit` distinct
+    /// messages are kept, so a manifest's failure reason stays readable.
+    static func condense(_ buffer: String, limit: Int = 6) -> String {
+        var order: [Substring] = []
+        var counts: [Substring: Int] = [:]
+        for line in buffer.split(separator: "\n") {
+            let l = line.trimmingCharacters(in: .whitespaces)
+            guard !l.isEmpty else { continue }
+            let key = Substring(l)
+            if counts[key] == nil { order.append(key) }
+            counts[key, default: 0] += 1
+        }
+        func text(_ m: Substring) -> String { counts[m]! > 1 ? "\(m) (×\(counts[m]!))" : String(m) }
+        // The last message is usually the loader's own verdict ("decompress error tile 0 x 0"): keep it.
+        guard order.count > limit else { return order.map(text).joined(separator: "; ") }
+        return (order.prefix(limit - 1).map(text) + ["… \(order.count - limit) more", text(order.last!)]).joined(separator: "; ")
     }
 
     /// Releases libvips' per-thread state; call when a worker thread that used libvips ends.

@@ -12,6 +12,15 @@ public enum Fixtures {
         fatalError("repository root not found")
     }()
     public static let svs = root + "/data/sample/CMU-1-Small-Region.svs"
+    /// The `tessera` executable built with the tests: the one beside the running test bundle (so a
+    /// sanitizer build in its own build path tests its own binary), else `.build/debug/tessera`.
+    public static let binary: String = {
+        if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+            let beside = (exe as NSString).deletingLastPathComponent + "/tessera"
+            if FileManager.default.isExecutableFile(atPath: beside) { return beside }
+        }
+        return root + "/.build/debug/tessera"
+    }()
     public static func fixture(_ name: String) -> String { root + "/data/fixtures/" + name }
 
     /// A fresh temporary directory, removed when the test ends.

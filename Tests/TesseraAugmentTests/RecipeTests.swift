@@ -46,7 +46,7 @@ final class RecipeTests: XCTestCase {
         XCTAssertEqual(gen.views(of: tile, sample: 7, epoch: 3), a, "regenerated alone: identical")
         // Generated on other threads, in another order: identical.
         let results = UnsafeMutableBufferPointer<[RGBImage]>.allocate(capacity: 4)
-        defer { results.deallocate() }
+        defer { _ = results.deinitialize(); results.deallocate() }
         let box = UncheckedBox(results)
         DispatchQueue.concurrentPerform(iterations: 4) { i in
             box.value.baseAddress!.advanced(by: i).initialize(to: gen.views(of: tile, sample: 7 + (i % 2), epoch: 3))

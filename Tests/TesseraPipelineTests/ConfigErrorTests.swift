@@ -5,7 +5,7 @@ import XCTest
 /// Bad configuration and metadata through the real binary, table-driven: each is a clear error that
 /// names the setting or file, exits non-zero without crashing, and starts no work (no output).
 final class ConfigErrorTests: XCTestCase {
-    static let binary = Fixtures.root + "/.build/debug/tessera"
+    static let binary = Fixtures.binary
 
     struct Case {
         var name: String

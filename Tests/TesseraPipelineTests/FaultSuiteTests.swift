@@ -10,7 +10,7 @@ import XCTest
 /// binary killed with SIGKILL and rerun, and two processes on one output. Tiling under kills, the
 /// watchdog and a full disk are in PassThroughAndFaultTests.
 final class FaultSuiteTests: XCTestCase {
-    static let binary = Fixtures.root + "/.build/debug/tessera"
+    static let binary = Fixtures.binary
 
     override func setUpWithError() throws {
         guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
@@ -119,6 +119,59 @@ final class FaultSuiteTests: XCTestCase {
         }
         XCTAssertEqual(try DatasetManifest.load(directory: base + "/killed").shards, try DatasetManifest.load(directory: base + "/ref").shards)
         XCTAssertEqual(try Fixtures.run(Self.binary, ["verify", base + "/killed"]).status, 0)
+    }
+
+    /// Runs the tool under a file-size limit of `kilobytes` (RLIMIT_FSIZE: writes past it fail as on a
+    /// full disk).
+    func runLimited(_ kilobytes: Int, _ args: [String]) throws -> (status: Int32, out: String, err: String) {
+        let quoted = args.map { "'" + $0 + "'" }.joined(separator: " ")
+        return try Fixtures.run("bash", ["-c", "ulimit -f \(kilobytes); exec '\(Self.binary)' \(quoted)"])
+    }
+
+    /// `tessera views` on a full disk: a "no space" error naming the output, no shard under a final
+    /// name that differs from an uninterrupted run's, and a rerun with space ends byte-identical.
+    func testViewsOnAFullDiskStopCleanlyAndRerunIdentically() throws {
+        let ds = try TrainRunTests.dataset(self)
+        let base = Fixtures.tempDir(self)
+        let recipe = try trainPipeline(dataset: ds, output: base + "/unused", checkpointEvery: 0)
+        let args = ["views", ds, "--recipe", recipe, "--epochs", "2", "--workers", "2", "--quiet", "--shard-size", "64KB"]
+        XCTAssertEqual(try Fixtures.run(Self.binary, args + ["--out", base + "/ref"]).status, 0)
+        let full = try runLimited(48, args + ["--out", base + "/full"])
+        XCTAssertEqual(full.status, 1, full.err)
+        XCTAssertTrue(full.err.contains("no space"), full.err)
+        XCTAssertTrue(full.err.contains(base + "/full"), full.err)
+        for name in try FileManager.default.contentsOfDirectory(atPath: base + "/full/shards") where !name.hasPrefix(".") {
+            XCTAssertEqual(FileManager.default.contents(atPath: base + "/full/shards/" + name),
+                           FileManager.default.contents(atPath: base + "/ref/shards/" + name), "\(name) visible but incomplete")
+        }
+        let rerun = try Fixtures.run(Self.binary, args + ["--out", base + "/full"])
+        XCTAssertEqual(rerun.status, 0, rerun.err)
+        let names = try FileManager.default.contentsOfDirectory(atPath: base + "/ref/shards").filter { !$0.hasPrefix(".") }.sorted()
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: base + "/full/shards").filter { !$0.hasPrefix(".") }.sorted(), names)
+        for name in names {
+            XCTAssertEqual(FileManager.default.contents(atPath: base + "/full/shards/" + name),
+                           FileManager.default.contents(atPath: base + "/ref/shards/" + name), name)
+        }
+    }
+
+    /// `tessera train` on a full disk: a "no space" error naming the checkpoint, no damaged checkpoint
+    /// left behind, the output lock released, and a resumed run with space ends byte-identical.
+    func testTrainingOnAFullDiskStopsCleanlyAndResumes() throws {
+        let ds = try TrainRunTests.dataset(self)
+        let base = Fixtures.tempDir(self)
+        let ref = try trainPipeline(dataset: ds, output: base + "/ref", checkpointEvery: 0)
+        XCTAssertEqual(try Fixtures.run(Self.binary, ["train", ref, "--quiet"]).status, 0)
+        let size = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: base + "/ref/checkpoint.safetensors")[.size] as? Int)
+        let full = try trainPipeline(dataset: ds, output: base + "/full", checkpointEvery: 1)
+        let r = try runLimited(max(1, size / 2048), ["train", full, "--quiet"])
+        XCTAssertEqual(r.status, 1, r.err)
+        XCTAssertTrue(r.err.contains("no space"), r.err)
+        XCTAssertTrue(r.err.contains(base + "/full/checkpoint.safetensors"), r.err)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: base + "/full/checkpoint.safetensors"))
+        let resumed = try Fixtures.run(Self.binary, ["train", full, "--resume", "--quiet"])
+        XCTAssertEqual(resumed.status, 0, resumed.err)
+        XCTAssertEqual(FileManager.default.contents(atPath: base + "/full/checkpoint.safetensors"),
+                       FileManager.default.contents(atPath: base + "/ref/checkpoint.safetensors"))
     }
 
     /// Waits until process `p` holds the lock of `dir` (it writes its pid into the lock file once locked).

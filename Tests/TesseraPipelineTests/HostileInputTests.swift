@@ -11,7 +11,7 @@ import XCTest
 /// (or, where the damage spares the pixels the tiler reads, done and verified), the good slides
 /// tiled, and every output file and key inside the output directory.
 final class HostileInputTests: XCTestCase {
-    static let binary = Fixtures.root + "/.build/debug/tessera"
+    static let binary = Fixtures.binary
 
     /// Writes `bytes` to a file whose name is given as raw bytes (so it may be invalid UTF-8).
     func writeRaw(dir: String, name: [UInt8], _ bytes: Data) throws {
@@ -137,6 +137,27 @@ final class HostileInputTests: XCTestCase {
         for id in mayTile.sorted() {
             guard let s = byId[id] else { XCTFail("\(id) missing from the manifest"); continue }
             XCTAssertTrue(s.status == .failed || s.status == .done, id)
+        }
+        // The bundled SVS keeps its level-0 tiles in the first 65.8% of the file (thumbnail, label and
+        // macro images follow). A cut inside level 0 fails the slide; a cut after it loses only
+        // associated images, so the slide tiles to exactly the intact file's tiles, byte for byte:
+        // nothing damaged gets in under a "done".
+        let reader = try DatasetReader(directory: out)
+        var tilesOf: [String: [String: [UInt8]]] = [:]
+        for i in 0..<reader.count {
+            let r = try reader.record(i)
+            guard let slide = reader.slideId(of: i) else { continue }
+            tilesOf[slide, default: [:]][String(r.key.dropFirst(slide.count))] = r.members["jpg"] ?? r.members["png"]
+        }
+        XCTAssertGreaterThan(tilesOf["good"]?.count ?? 0, 10)
+        for (i, f) in cuts.enumerated() {
+            let id = "trunc-svs-\(i)"
+            if f < 0.658 {
+                XCTAssertEqual(byId[id]?.status, .failed, "\(id): a cut inside level 0 must fail")
+            } else {
+                XCTAssertEqual(byId[id]?.status, .done, "\(id): level 0 is intact")
+                XCTAssertEqual(tilesOf[id], tilesOf["good"], "\(id): tiles differ from the intact slide's")
+            }
         }
         // Every failure says why and names its file.
         for s in m.slides where s.status == .failed {

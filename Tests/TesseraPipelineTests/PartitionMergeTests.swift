@@ -8,7 +8,7 @@ import XCTest
 /// Partitioned tiling (`--partition I/N`, Slurm array env) and `tessera merge`: N processes plus a
 /// merge give the single-machine dataset, byte for byte.
 final class PartitionMergeTests: XCTestCase {
-    static let binary = Fixtures.root + "/.build/debug/tessera"
+    static let binary = Fixtures.binary
     static let pbc = Fixtures.root + "/data/pbc-blood-cells"
     /// Every image gives tiles (no tissue filter), and shards are small so there are many.
     static let options = ["--tile-size", "160", "--tissue", "none", "--min-tissue", "0", "--shard-size", "200KB", "--quiet", "--workers", "1"]

@@ -66,7 +66,7 @@ final class PassThroughAndFaultTests: XCTestCase {
     /// The real thing: `tessera tile` killed with SIGKILL at seeded random moments, rerun each time,
     /// ends byte-identical to an uninterrupted run, and `verify` passes.
     func testSigkillAndRerunGivesIdenticalDataset() throws {
-        let binary = Fixtures.root + "/.build/debug/tessera"
+        let binary = Fixtures.binary
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             return XCTFail("build the tool first (swift build): \(binary) missing")
         }
@@ -110,7 +110,7 @@ final class PassThroughAndFaultTests: XCTestCase {
     /// A slide whose opening or reading hangs is stopped by the watchdog and marked failed; the
     /// others complete and the exit status says some failed.
     func testWatchdogStopsHangingSlides() throws {
-        let binary = Fixtures.root + "/.build/debug/tessera"
+        let binary = Fixtures.binary
         let dir = Fixtures.tempDir(self)
         for stage in ["open", "read"] {
             let p = Process()
@@ -137,7 +137,7 @@ final class PassThroughAndFaultTests: XCTestCase {
     /// Under a file-size limit (as on a full disk) the run stops with a "no space" error naming the
     /// file, leaves no incomplete shard under a final name, and a rerun with space completes.
     func testFullDiskStopsCleanlyAndResumes() throws {
-        let binary = Fixtures.root + "/.build/debug/tessera"
+        let binary = Fixtures.binary
         let dir = Fixtures.tempDir(self)
         let args = "tile '\(Fixtures.svs)' -o '\(dir)/ds' --shard-size 300KB --tile-size 128 --format png --no-thumbnails --quiet"
         let limited = try Fixtures.run("bash", ["-c", "ulimit -f 200; exec '\(binary)' \(args)"])

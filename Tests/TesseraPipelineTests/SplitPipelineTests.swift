@@ -9,7 +9,7 @@ import XCTest
 /// Splits over real tiled data: the bundled PBC subset (96 blood-cell images, 8 classes), tiled with labels.
 final class SplitPipelineTests: XCTestCase {
     static let pbcRoot = Fixtures.root + "/data/pbc-blood-cells"
-    static let binary = Fixtures.root + "/.build/debug/tessera"
+    static let binary = Fixtures.binary
 
     func tile(_ inputs: [String], labels: String? = pbcRoot + "/labels.csv", fromFolders: Bool = false) throws -> String {
         let dir = Fixtures.tempDir(self) + "/ds"

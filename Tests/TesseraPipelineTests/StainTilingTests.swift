@@ -86,7 +86,7 @@ final class StainTilingTests: XCTestCase {
 
     func testStainCommandLine() throws {
         let dir = Fixtures.tempDir(self)
-        let bin = Fixtures.root + "/.build/debug/tessera", data = Fixtures.root + "/data/stain/"
+        let bin = Fixtures.binary, data = Fixtures.root + "/data/stain/"
         var r = try Fixtures.run(bin, ["stain", "fit", data + "input_target.png", "--method", "reinhard", "--out", dir + "/r.json"])
         XCTAssertEqual(r.status, 0, r.err)
         XCTAssertEqual(try StainTarget.load(path: dir + "/r.json").method, .reinhard)
@@ -120,7 +120,7 @@ final class StainTilingTests: XCTestCase {
         let yaml = dir + "/p.yaml"
         try "tile:\n  inputs: [\(Fixtures.svs)]\n  output: \(dir)/y\n  normalize: macenko\n  stain: \(dir)/m.json\n  tile_size: 128\n  assume_mpp: 0.5\n"
             .write(toFile: yaml, atomically: true, encoding: .utf8)
-        let r = try Fixtures.run(Fixtures.root + "/.build/debug/tessera", ["run", yaml, "--quiet"])
+        let r = try Fixtures.run(Fixtures.binary, ["run", yaml, "--quiet"])
         XCTAssertEqual(r.status, 0, r.err)
         let meta = try TileDecoding.metadata(try DatasetReader(directory: dir + "/y").record(0))
         XCTAssertEqual(meta.stain, "macenko")

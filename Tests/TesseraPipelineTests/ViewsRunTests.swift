@@ -76,7 +76,7 @@ final class ViewsRunTests: XCTestCase {
     func testBenchmarkRunsAnEpochThroughTheLoaderInAFreshProcess() throws {
         // A process that never opened a slide: worker threads end without libvips having started.
         let ds = try dataset()
-        let r = try Fixtures.run(Fixtures.root + "/.build/debug/tessera", ["views", ds, "--recipe", "simclr", "--benchmark", "--workers", "2", "--batch-size", "5"],
+        let r = try Fixtures.run(Fixtures.binary, ["views", ds, "--recipe", "simclr", "--benchmark", "--workers", "2", "--batch-size", "5"],
                                  cwd: Fixtures.root)
         XCTAssertEqual(r.status, 0, r.err)
         XCTAssertTrue(r.out.contains("\"samples\": 12,"), r.out)
@@ -85,7 +85,7 @@ final class ViewsRunTests: XCTestCase {
     func testPreviewShowsEachTileWithAllItsViews() throws {
         let ds = try dataset()
         let png = Fixtures.tempDir(self) + "/p.png"
-        let r = try Fixtures.run(Fixtures.root + "/.build/debug/tessera", ["views", ds, "--recipe", Fixtures.root + "/pipelines/dino.yaml", "--preview", "2", "--out", png])
+        let r = try Fixtures.run(Fixtures.binary, ["views", ds, "--recipe", Fixtures.root + "/pipelines/dino.yaml", "--preview", "2", "--out", png])
         XCTAssertEqual(r.status, 0, r.err)
         let im = try ImageDecoder.readRGB(path: png)
         // Two rows of tile (256) + 2 global (224) + 8 local (96), 6 px apart.
