@@ -44,9 +44,10 @@ public final class OpenCVLab8: Sendable {
         var terms = [SIMD4<Int32>](repeating: .zero, count: 768)
         for ch in 0..<3 { for v in 0..<256 {
             let g = gammaTable[v], c = coefficients
-            terms[256 * ch + v] = SIMD4(g * c[ch], g * c[3 + ch], g * c[6 + ch], 0)
+            terms[256 * ch + v] = SIMD4(g * c[ch], g * c[3 + ch], g * c[6 + ch], 0) &+ (ch == 0 ? SIMD4(2048, 2048, 2048, 0) : .zero)
         } }
         xyzTerms = terms
+        lightnessByY = cbrts.map { Self.saturate(Self.descale(296 * $0 - 1_336_934, 15)) }
 
         var ys: [Int32] = [], ifys: [Int32] = []
         for ll in 0..<256 {
@@ -74,6 +75,32 @@ public final class OpenCVLab8: Sendable {
             let g = Float(xd <= 0.0031308 ? xd * 12.92 : pow(xd, 1 / 2.4) * 1.055 - 0.055)
             return UInt8(max(0, min(255, (Float(255) * g).rounded(.toNearestOrEven))))
         }
+        // Vector columns of the inverse matrix over the X and Z indices `rgbImage` can form.
+        let c = Self.inverseCoefficients
+        let ify = (ifyTable.min()!, ifyTable.max()!)
+        let adiv = (0..<256).map { a8 in ((5 * Int32(a8) * 53687 + 128) >> 13) - 4194 }
+        let bdiv = (0..<256).map { b8 in ((Int32(b8) * 41943 + 16) >> 9) - 10485 + 1 }
+        let xRange = (ify.0 + adiv.min()!)...(ify.1 + adiv.max()!)
+        let zRange = (ify.0 - bdiv.max()!)...(ify.1 - bdiv.min()!)
+        precondition(xRange.lowerBound >= Int32(Self.minAB) && xRange.upperBound - Int32(Self.minAB) < abToXZ.count)
+        precondition(zRange.lowerBound >= Int32(Self.minAB) && zRange.upperBound - Int32(Self.minAB) < abToXZ.count)
+        let codes = abToXZ
+        xBase = xRange.lowerBound
+        zBase = zRange.lowerBound
+        xColumn = xRange.map { i in let x = codes[Int(i) - Self.minAB]; return SIMD4(c[0] * x, c[3] * x, c[6] * x, 0) }
+        zColumn = zRange.map { i in let z = codes[Int(i) - Self.minAB]; return SIMD4(c[2] * z, c[5] * z, c[8] * z, 0) }
+        // Bounds of every channel's sum (in 64 bits: the 32-bit sums must not wrap).
+        var lo = Int64.max, hi = Int64.min
+        for k in 0..<3 {
+            let ys = yTable.map { Int64(c[3 * k + 1]) * Int64($0) + 8192 }
+            let xs = xColumn.map { Int64($0[k]) }, zs = zColumn.map { Int64($0[k]) }
+            let smallest = ys.min()! + xs.min()! + zs.min()!, largest = ys.max()! + xs.max()! + zs.max()!
+            precondition(smallest >= Int64(Int32.min) && largest <= Int64(Int32.max))
+            lo = min(lo, smallest >> 14); hi = max(hi, largest >> 14)
+        }
+        gammaBase = Int32(lo)
+        let ig = inverseGamma
+        inverseGammaWide = (lo...hi).map { v in ig[Int(max(0, min(4095, v)))] }
     }
 
     @inline(__always) static func descale(_ v: Int32, _ n: Int32) -> Int32 { (v + (1 << (n - 1))) >> n }
@@ -93,40 +120,97 @@ public final class OpenCVLab8: Sendable {
     }
 
     /// Per input channel, the gamma-linearized value times the three XYZ coefficients of that
-    /// channel: (X, Y, Z) sums are then three vector loads and two adds.
+    /// channel: (X, Y, Z) sums are then three vector loads and two adds. The red entries also carry
+    /// the rounding term 2048 of the descale by 12 bits.
     let xyzTerms: [SIMD4<Int32>]
+    /// L code by the Y index of `cbrtTable` (L depends on Y alone).
+    let lightnessByY: [UInt8]
 
-    /// Converts a whole RGB buffer to 8-bit Lab (3 bytes per pixel) and counts each channel's values.
+    /// Per-channel statistics of 8-bit Lab codes: counts of each L code
+    /// (its working value L/2.55 in float32 is not linear in the code) and exact integer sums of
+    /// a − 128, b − 128 and their squares (a and b work as the integers code − 128).
+    public struct Statistics: Sendable {
+        public var count = 0
+        public var lightnessCounts = [Int](repeating: 0, count: 256)
+        public var aSum = 0, aSquares = 0, bSum = 0, bSquares = 0
+        public init() {}
+    }
+
+    /// Converts a whole RGB buffer to 8-bit Lab (3 bytes per pixel), optionally gathering `statistics`.
     public func labImage(_ src: UnsafeBufferPointer<UInt8>, into dst: UnsafeMutableBufferPointer<UInt8>,
-                         histograms: UnsafeMutablePointer<Int>? = nil) {
+                         statistics: UnsafeMutablePointer<Statistics>? = nil) {
+        let n = src.count / 3
+        labKernel(src, into: dst)
+        if let statistics { Self.gather(UnsafeBufferPointer(start: dst.baseAddress, count: 3 * n), into: statistics) }
+    }
+
+    /// Statistics of Lab codes, in a pass of its own (inside the conversion loop they cost twice as
+    /// much: that loop has no registers to spare). Four interleaved sets of L counts, so runs of
+    /// equal values do not chain every increment on the previous one.
+    static func gather(_ lab: UnsafeBufferPointer<UInt8>, into st: UnsafeMutablePointer<Statistics>) {
+        let n = lab.count / 3
+        guard n > 0, let p = lab.baseAddress else { return }
+        let counts = UnsafeMutablePointer<Int>.allocate(capacity: 4 * 256)
+        defer { counts.deallocate() }
+        counts.initialize(repeating: 0, count: 4 * 256)
+        var sa = 0, saa = 0, sb = 0, sbb = 0
+        for i in 0..<n {
+            counts[Int(p[3 * i]) &+ 256 &* (i & 3)] &+= 1
+            let a = Int(p[3 * i + 1]), b = Int(p[3 * i + 2])
+            sa &+= a; saa &+= a &* a; sb &+= b; sbb &+= b &* b
+        }
+        st.pointee.count += n
+        for v in 0..<256 { st.pointee.lightnessCounts[v] += counts[v] + counts[256 + v] + counts[512 + v] + counts[768 + v] }
+        // Σ(c − 128) = Σc − 128n and Σ(c − 128)² = Σc² − 256Σc + 128²n, exact in integers.
+        st.pointee.aSum += sa - 128 * n
+        st.pointee.aSquares += saa - 256 * sa + 16384 * n
+        st.pointee.bSum += sb - 128 * n
+        st.pointee.bSquares += sbb - 256 * sb + 16384 * n
+    }
+
+    func labKernel(_ src: UnsafeBufferPointer<UInt8>, into dst: UnsafeMutableBufferPointer<UInt8>) {
         let n = src.count / 3
         precondition(dst.count >= 3 * n)
         guard n > 0, let s = src.baseAddress, let d = dst.baseAddress else { return }
-        // Two interleaved sets of counts (even / odd pixels): runs of equal values then do not
-        // chain every increment on the previous one.
-        let counts = UnsafeMutablePointer<Int>.allocate(capacity: 2 * 768)
-        defer { counts.deallocate() }
-        counts.initialize(repeating: 0, count: 2 * 768)
+        // The last pixel's 4-byte store would run past the buffer, and a store may not clobber
+        // source bytes not yet read.
+        precondition(UnsafeRawPointer(s) + 3 * n <= UnsafeRawPointer(d) || UnsafeRawPointer(d) + 3 * n <= UnsafeRawPointer(s))
         xyzTerms.withUnsafeBufferPointer { tb in
-            cbrtTable.withUnsafeBufferPointer { ct in
-                let t = tb.baseAddress!
-                let round = SIMD4<Int32>(repeating: 2048)
-                for i in 0..<n {
-                    let sum = (t[Int(s[3 * i])] &+ t[256 + Int(s[3 * i + 1])] &+ t[512 + Int(s[3 * i + 2])] &+ round) &>> 12
-                    let fX = ct[Int(sum.x)], fY = ct[Int(sum.y)], fZ = ct[Int(sum.z)]
-                    let L = Self.saturate((296 &* fY &- 1_336_934 &+ 16384) >> 15)
-                    let a = Self.saturate((500 &* (fX &- fY) &+ 128 &* 32768 &+ 16384) >> 15)
-                    let b = Self.saturate((200 &* (fY &- fZ) &+ 128 &* 32768 &+ 16384) >> 15)
-                    d[3 * i] = L; d[3 * i + 1] = a; d[3 * i + 2] = b
-                    let h = counts + 768 * (i & 1)
-                    h[Int(L)] &+= 1; h[256 + Int(a)] &+= 1; h[512 + Int(b)] &+= 1
+            cbrtTable.withUnsafeBufferPointer { cb in
+                lightnessByY.withUnsafeBufferPointer { lb in
+                    let t = tb.baseAddress!, ct = cb.baseAddress!, lt = lb.baseAddress!
+                    let raw = UnsafeMutableRawPointer(d)
+                    @inline(__always) func code(_ i: Int) -> (UInt32, Int32, Int32) {
+                        let v = (t[Int(s[3 * i])] &+ t[256 + Int(s[3 * i + 1])] &+ t[512 + Int(s[3 * i + 2])]) &>> 12
+                        let xi = Int(v.x), yi = Int(v.y), zi = Int(v.z)
+                        let fX = ct[xi], fY = ct[yi], fZ = ct[zi]
+                        let a = Swift.min(Swift.max((500 &* (fX &- fY) &+ (128 * 32768 + 16384)) &>> 15, 0), 255)
+                        let b = Swift.min(Swift.max((200 &* (fY &- fZ) &+ (128 * 32768 + 16384)) &>> 15, 0), 255)
+                        return (UInt32(lt[yi]), a, b)
+                    }
+                    // All but the last pixel store four bytes (the fourth is overwritten next).
+                    for i in 0..<(n - 1) {
+                        let (l, a, b) = code(i)
+                        raw.storeBytes(of: l | UInt32(truncatingIfNeeded: a) << 8 | UInt32(truncatingIfNeeded: b) << 16,
+                                       toByteOffset: 3 * i, as: UInt32.self)
+                    }
+                    let (l, a, b) = code(n - 1)
+                    d[3 * n - 3] = UInt8(l); d[3 * n - 2] = UInt8(a); d[3 * n - 1] = UInt8(b)
                 }
             }
         }
-        if let h = histograms {
-            for v in 0..<768 { h[v] += counts[v] + counts[768 + v] }
-        }
     }
+
+    /// Lab → RGB as vector sums: per L byte the Y column of the inverse matrix (plus the rounding
+    /// term), per X and Z index the X and Z columns, so one pixel is three 4-lane loads and two adds
+    /// instead of nine multiplies. Indices are offsets into `xColumn` / `zColumn` (built once, over
+    /// the indices the conversion can form: ≈ 0.9 MB together).
+    let xColumn: [SIMD4<Int32>], zColumn: [SIMD4<Int32>]
+    let xBase: Int32, zBase: Int32
+    /// `inverseGamma` over every value the sum can take (below 0 → code 0, above 4095 → code 4095),
+    /// so no clamp per channel: index = value − `gammaBase`.
+    let inverseGammaWide: [UInt8]
+    let gammaBase: Int32
 
     /// Converts 8-bit Lab codes to RGB, each channel first mapped through a 256-entry table
     /// (`maps`: 768 bytes, L then a then b).
@@ -134,32 +218,41 @@ public final class OpenCVLab8: Sendable {
         let n = src.count / 3
         precondition(dst.count >= 3 * n && maps.count >= 768)
         guard n > 0, let s = src.baseAddress, let d = dst.baseAddress else { return }
-        // The maps folded into the per-byte parts of the conversion: y and f(y) per L byte, the a
-        // and b offsets per a and b byte (the integer expressions of `rgb`, evaluated once per byte).
-        let folded = UnsafeMutablePointer<Int32>.allocate(capacity: 4 * 256)
-        defer { folded.deallocate() }
+        precondition(UnsafeRawPointer(s) + 3 * n <= UnsafeRawPointer(d) || UnsafeRawPointer(d) + 3 * n <= UnsafeRawPointer(s))
+        // The maps folded into the per-byte parts of the conversion (the integer expressions of
+        // `rgb`, evaluated once per byte): per L byte the Y terms and f(y); per a and b byte the
+        // offsets into the X and Z columns.
+        let yTerms = UnsafeMutablePointer<SIMD4<Int32>>.allocate(capacity: 256)
+        let offsets = UnsafeMutablePointer<Int32>.allocate(capacity: 3 * 256)
+        defer { yTerms.deallocate(); offsets.deallocate() }
+        let c = Self.inverseCoefficients
         for v in 0..<256 {
             let l8 = Int(maps[v]), a8 = Int32(maps[256 + v]), b8 = Int32(maps[512 + v])
-            folded[v] = yTable[l8]
-            folded[256 + v] = ifyTable[l8] &- Int32(Self.minAB)
-            folded[512 + v] = ((5 &* a8 &* 53687 &+ 128) >> 13) &- 4194
-            folded[768 + v] = ((b8 &* 41943 &+ 16) >> 9) &- 10485 &+ 1
+            let y = yTable[l8]
+            yTerms[v] = SIMD4(c[1] &* y &+ 8192, c[4] &* y &+ 8192, c[7] &* y &+ 8192, 0)
+            offsets[v] = ifyTable[l8]
+            offsets[256 + v] = ((5 &* a8 &* 53687 &+ 128) >> 13) &- 4194 &- xBase
+            offsets[512 + v] = -(((b8 &* 41943 &+ 16) >> 9) &- 10485 &+ 1) &- zBase
         }
-        abToXZ.withUnsafeBufferPointer { xz in
-            inverseGamma.withUnsafeBufferPointer { ig in
-                let c = Self.inverseCoefficients
-                let r0 = c[0], r1 = c[1], r2 = c[2], g0 = c[3], g1 = c[4], g2 = c[5], b0 = c[6], b1 = c[7], b2 = c[8]
-                for i in 0..<n {
-                    let l = Int(s[3 * i])
-                    let y = folded[l], ify = folded[256 + l]
-                    let adiv = folded[512 + Int(s[3 * i + 1])], bdiv = folded[768 + Int(s[3 * i + 2])]
-                    let x = xz[Int(ify &+ adiv)], z = xz[Int(ify &- bdiv)]
-                    let r = (r0 &* x &+ r1 &* y &+ r2 &* z &+ 8192) >> 14
-                    let g = (g0 &* x &+ g1 &* y &+ g2 &* z &+ 8192) >> 14
-                    let b = (b0 &* x &+ b1 &* y &+ b2 &* z &+ 8192) >> 14
-                    d[3 * i] = ig[Int(max(0, min(4095, r)))]
-                    d[3 * i + 1] = ig[Int(max(0, min(4095, g)))]
-                    d[3 * i + 2] = ig[Int(max(0, min(4095, b)))]
+        xColumn.withUnsafeBufferPointer { xb in
+            zColumn.withUnsafeBufferPointer { zb in
+                inverseGammaWide.withUnsafeBufferPointer { gb in
+                    let xc = xb.baseAddress!, zc = zb.baseAddress!, ig = gb.baseAddress!
+                    let base = SIMD4<Int32>(repeating: gammaBase)
+                    @inline(__always) func pixel(_ i: Int) -> UInt32 {
+                        let l = Int(s[3 * i])
+                        let ify = offsets[l]
+                        let x = xc[Int(ify &+ offsets[256 + Int(s[3 * i + 1])])]
+                        let z = zc[Int(ify &+ offsets[512 + Int(s[3 * i + 2])])]
+                        let v = ((yTerms[l] &+ x &+ z) &>> 14) &- base
+                        return UInt32(ig[Int(v.x)]) | UInt32(ig[Int(v.y)]) << 8 | UInt32(ig[Int(v.z)]) << 16
+                    }
+                    let raw = UnsafeMutableRawPointer(d)
+                    for i in 0..<(n - 1) { raw.storeBytes(of: pixel(i), toByteOffset: 3 * i, as: UInt32.self) }
+                    let last = pixel(n - 1)
+                    d[3 * n - 3] = UInt8(truncatingIfNeeded: last)
+                    d[3 * n - 2] = UInt8(truncatingIfNeeded: last >> 8)
+                    d[3 * n - 1] = UInt8(truncatingIfNeeded: last >> 16)
                 }
             }
         }

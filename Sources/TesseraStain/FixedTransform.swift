@@ -1,5 +1,8 @@
 import Foundation
 import TesseraCore
+#if arch(x86_64)
+import _Builtin_intrinsics.intel
+#endif
 
 extension StainNormalizer {
     /// The source side of a normalization fitted once (a slide, a reference region) and then applied
@@ -116,10 +119,23 @@ enum FixedTransform {
         // written again right after), so src and dst must not overlap.
         precondition(UnsafeRawPointer(s) + 3 * n <= UnsafeRawPointer(d) || UnsafeRawPointer(d) + 3 * n <= UnsafeRawPointer(s))
         let raw = UnsafeMutableRawPointer(d)
+        #if arch(x86_64)
+        // SSE2 has the whole tail as instructions: minps clamps (y ≥ 0, finite or +∞), cvttps2dq
+        // truncates (= ⌊·⌋ on [0, 255]), two saturating packs leave the bytes in the low 32 bits
+        // (lane 3 of the tables is 0, so the fourth byte is 0). Same bytes as `bytes`.
+        let cap = SIMD4<Float>(repeating: 255)
+        for i in 0..<(n - 1) {
+            let p = tb[Int(s[3 * i])] * tb[256 + Int(s[3 * i + 1])] * tb[512 + Int(s[3 * i + 2])]
+            let w = _mm_cvttps_epi32(_mm_min_ps(p, cap))
+            let packed = _mm_packus_epi16(_mm_packs_epi32(w, w), _mm_setzero_si128())
+            raw.storeBytes(of: UInt32(bitPattern: _mm_cvtsi128_si32(packed)), toByteOffset: 3 * i, as: UInt32.self)
+        }
+        #else
         for i in 0..<(n - 1) {
             let v = bytes(i)
             raw.storeBytes(of: UInt32(truncatingIfNeeded: v.x | (v.y &<< 8) | (v.z &<< 16)), toByteOffset: 3 * i, as: UInt32.self)
         }
+        #endif
         let v = bytes(n - 1)
         d[3 * n - 3] = UInt8(truncatingIfNeeded: v.x)
         d[3 * n - 2] = UInt8(truncatingIfNeeded: v.y)
@@ -175,18 +191,24 @@ enum FixedTransform {
     }
 
     /// Reinhard in OpenCV's 8-bit LAB: each channel's map is a function of its byte alone, so
-    /// three 256-entry tables sit between the integer RGB→LAB and LAB→RGB conversions.
+    /// three 256-entry tables sit between the integer RGB→LAB and LAB→RGB conversions (one fused pass).
     static func reinhardLab8(_ image: RGBImage, mean: [Double], std: [Double], targetMean: [Double], targetStd: [Double]) -> RGBImage {
-        let n = image.width * image.height
-        var lab = [UInt8](repeating: 0, count: 3 * n)
-        image.pixels.withUnsafeBufferPointer { src in
-            lab.withUnsafeMutableBufferPointer { OpenCVLab8.shared.labImage(src, into: $0) }
+        guard let maps = reinhardMaps(mean: mean, std: std, targetMean: targetMean, targetStd: targetStd) else { return image }
+        let lab = [UInt8](unsafeUninitializedCapacity: image.pixels.count) { dst, count in
+            image.pixels.withUnsafeBufferPointer { src in OpenCVLab8.shared.labImage(src, into: dst) }
+            count = image.pixels.count
         }
-        return reinhardLab8(lab: lab, width: image.width, height: image.height, mean: mean, std: std, targetMean: targetMean, targetStd: targetStd) ?? image
+        let out = [UInt8](unsafeUninitializedCapacity: image.pixels.count) { dst, count in
+            lab.withUnsafeBufferPointer { src in
+                maps.withUnsafeBufferPointer { m in OpenCVLab8.shared.rgbImage(src, maps: m, into: dst) }
+            }
+            count = image.pixels.count
+        }
+        return RGBImage(width: image.width, height: image.height, pixels: out)
     }
 
-    /// The same from Lab codes already computed (the per-tile path converts once for statistics and transform).
-    static func reinhardLab8(lab: [UInt8], width: Int, height: Int, mean: [Double], std: [Double], targetMean: [Double], targetStd: [Double]) -> RGBImage? {
+    /// The per-channel maps of Lab codes (768 bytes, L then a then b); nil when a channel has no spread.
+    static func reinhardMaps(mean: [Double], std: [Double], targetMean: [Double], targetStd: [Double]) -> [UInt8]? {
         guard std.allSatisfy({ $0 > 1e-12 }) else { return nil }
         var maps = [UInt8](repeating: 0, count: 768)
         for v in 0..<256 {
@@ -195,6 +217,12 @@ enum FixedTransform {
             maps[256 + v] = Reinhard.truncByte(((Double(v) - 128 - mean[1]) * (targetStd[1] / std[1]) + targetMean[1]) + 128)
             maps[512 + v] = Reinhard.truncByte(((Double(v) - 128 - mean[2]) * (targetStd[2] / std[2]) + targetMean[2]) + 128)
         }
+        return maps
+    }
+
+    /// The same from Lab codes already computed (the per-tile path converts once for statistics and transform).
+    static func reinhardLab8(lab: [UInt8], width: Int, height: Int, mean: [Double], std: [Double], targetMean: [Double], targetStd: [Double]) -> RGBImage? {
+        guard let maps = reinhardMaps(mean: mean, std: std, targetMean: targetMean, targetStd: targetStd) else { return nil }
         let out = [UInt8](unsafeUninitializedCapacity: lab.count) { dst, count in
             lab.withUnsafeBufferPointer { src in
                 maps.withUnsafeBufferPointer { m in OpenCVLab8.shared.rgbImage(src, maps: m, into: dst) }

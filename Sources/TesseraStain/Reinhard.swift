@@ -36,29 +36,29 @@ public enum Reinhard {
         return ([mean.x, mean.y, mean.z], std)
     }
 
-    /// Lab codes of every pixel and the channel statistics, from per-channel value counts (the
-    /// statistics only depend on how often each byte occurs).
+    /// Lab codes of every pixel and the channel statistics: L from its value counts (the float32
+    /// working value L/2.55 summed per code, as before), a and b from exact integer sums (their
+    /// working values are the integers code − 128, so the per-code sums in doubles were exact and
+    /// equal these).
     static func lab8Statistics(_ image: RGBImage) -> (lab: [UInt8], stats: (mean: [Double], std: [Double])) {
         let n = image.width * image.height
-        var counts = [Int](repeating: 0, count: 768)
+        var st = OpenCVLab8.Statistics()
         let lab = [UInt8](unsafeUninitializedCapacity: 3 * n) { dst, count in
-            image.pixels.withUnsafeBufferPointer { src in
-                counts.withUnsafeMutableBufferPointer { OpenCVLab8.shared.labImage(src, into: dst, histograms: $0.baseAddress) }
-            }
+            image.pixels.withUnsafeBufferPointer { src in OpenCVLab8.shared.labImage(src, into: dst, statistics: &st) }
             count = 3 * n
         }
+        var s = 0.0, sq = 0.0
+        for v in 0..<256 where st.lightnessCounts[v] > 0 {
+            let x = Double(Float(v) / Float(2.55))
+            let k = Double(st.lightnessCounts[v])
+            s += k * x
+            sq += k * x * x
+        }
         var mean = [Double](), std = [Double]()
-        for c in 0..<3 {
-            var s = 0.0, sq = 0.0
-            for v in 0..<256 where counts[256 * c + v] > 0 {
-                let x = c == 0 ? Double(Float(v) / Float(2.55)) : Double(v) - 128
-                let k = Double(counts[256 * c + v])
-                s += k * x
-                sq += k * x * x
-            }
-            let m = s / Double(n)
+        for (sum, squares) in [(s, sq), (Double(st.aSum), Double(st.aSquares)), (Double(st.bSum), Double(st.bSquares))] {
+            let m = sum / Double(n)
             mean.append(m)
-            std.append(max(0, sq / Double(n) - m * m).squareRoot())
+            std.append(max(0, squares / Double(n) - m * m).squareRoot())
         }
         return (lab, (mean, std))
     }

@@ -31,14 +31,22 @@ final class OpenCVLabTests: XCTestCase {
         var every = [UInt8](repeating: 0, count: 3 << 24)
         for i in 0..<(1 << 24) { every[3 * i] = UInt8(i >> 16); every[3 * i + 1] = UInt8((i >> 8) & 255); every[3 * i + 2] = UInt8(i & 255) }
         var out = [UInt8](repeating: 0, count: 3 << 24)
-        var counts = [Int](repeating: 0, count: 768)
+        var st = OpenCVLab8.Statistics()
         every.withUnsafeBufferPointer { src in
-            out.withUnsafeMutableBufferPointer { dst in
-                counts.withUnsafeMutableBufferPointer { OpenCVLab8.shared.labImage(src, into: dst, histograms: $0.baseAddress) }
-            }
+            out.withUnsafeMutableBufferPointer { dst in OpenCVLab8.shared.labImage(src, into: dst, statistics: &st) }
         }
         XCTAssertEqual(SHA256.hexDigest(of: out), "b3067516fa862bb008af4ffb4da5555722524a70776bf7ffd523a90f4331480c")
-        XCTAssertEqual(counts[0..<256].reduce(0, +), 1 << 24)
+        // The gathered statistics are those of the codes written.
+        var counts = [Int](repeating: 0, count: 256)
+        var sums = [0, 0, 0, 0]
+        for i in 0..<(1 << 24) {
+            counts[Int(out[3 * i])] += 1
+            let a = Int(out[3 * i + 1]) - 128, b = Int(out[3 * i + 2]) - 128
+            sums[0] += a; sums[1] += a * a; sums[2] += b; sums[3] += b * b
+        }
+        XCTAssertEqual(st.count, 1 << 24)
+        XCTAssertEqual(st.lightnessCounts, counts)
+        XCTAssertEqual([st.aSum, st.aSquares, st.bSum, st.bSquares], sums)
         let identity = (0..<768).map { UInt8($0 % 256) }
         every.withUnsafeBufferPointer { src in
             identity.withUnsafeBufferPointer { m in
