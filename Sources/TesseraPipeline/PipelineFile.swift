@@ -26,6 +26,7 @@ public struct PipelineFile: Decodable, Sendable {
             throw TesseraError(.unreadable, path: path, "cannot read the pipeline file")
         }
         do {
+            try checkShape(text, path: path)
             if let top = try Yams.load(yaml: text) as? [String: Any] {
                 let unknown = Set(top.keys).subtracting(knownTopLevel)
                 if !unknown.isEmpty {
@@ -86,6 +87,46 @@ public struct PipelineFile: Decodable, Sendable {
         } catch {
             throw TesseraError(.invalidConfig, path: path, "not a valid pipeline file: \(error)")
         }
+    }
+}
+
+extension PipelineFile {
+    /// Largest pipeline file read: real ones are a few kilobytes.
+    static let maxBytes = 1 << 20
+    /// Most nodes the YAML may expand to (aliases count once per use).
+    static let maxNodes = 100_000
+
+    /// Refuses YAML that Yams' untyped loader would trap on — a list or mapping used as a mapping key
+    /// (found by fuzzing: `? a: b` crashed the process) — and YAML that expands without bound through
+    /// nested aliases ("billion laughs"), before anything walks the tree.
+    static func checkShape(_ text: String, path: String) throws {
+        guard text.utf8.count <= maxBytes else {
+            throw TesseraError(.invalidConfig, path: path, "is \(text.utf8.count) bytes, more than a pipeline file's limit of \(maxBytes)",
+                               hint: "a pipeline file holds settings only; list large inputs in a file and name it")
+        }
+        guard let root = try Yams.compose(yaml: text) else { return }
+        var budget = maxNodes
+        func walk(_ node: Node, depth: Int) throws {
+            budget -= 1
+            if budget < 0 {
+                throw TesseraError(.invalidConfig, path: path, "expands to more than \(maxNodes) values (aliases of aliases?)")
+            }
+            if depth > 64 { throw TesseraError(.invalidConfig, path: path, "is nested more than 64 levels deep") }
+            switch node {
+            case .scalar: return
+            case .sequence(let items):
+                for item in items { try walk(item, depth: depth + 1) }
+            case .mapping(let pairs):
+                for (key, value) in pairs {
+                    guard case .scalar = key else {
+                        let at = key.mark.map { " (line \($0.line))" } ?? ""
+                        throw TesseraError(.invalidConfig, path: path, "a mapping key must be a plain name, not a list or mapping\(at)")
+                    }
+                    try walk(value, depth: depth + 1)
+                }
+            }
+        }
+        try walk(root, depth: 0)
     }
 }
 

@@ -58,6 +58,12 @@ final class ConfigErrorTests: XCTestCase {
         }
         let cases: [Case] = [
             Case(name: "malformed YAML", args: ["tile", img, "-o", out, "--config", file("bad.yaml", "tile: [unclosed\n  x: {\n")], expect: ["bad.yaml"]),
+            // Found by scripts/fuzz: a mapping used as a key trapped inside Yams' untyped loader.
+            Case(name: "mapping as a key", args: ["run", file("key.yaml", "tile:\n  output: x\n? stain: a.json\n")],
+                 expect: ["key.yaml", "mapping key must be a plain name", "line 3"]),
+            Case(name: "billion laughs", args: ["run", file("laughs.yaml", "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+                     + (1...8).map { "l\($0): &l\($0) [" + Array(repeating: $0 == 1 ? "*a" : "*l\($0 - 1)", count: 10).joined(separator: ", ") + "]" }.joined(separator: "\n") + "\n")],
+                 expect: ["laughs.yaml", "expands to more than"]),
             Case(name: "unknown key", args: ["tile", img, "-o", out, "--config", file("typo.yaml", "tile:\n  tile_sise: 256\n")], expect: ["tile_sise"]),
             Case(name: "wrong type", args: ["tile", img, "-o", out, "--config", file("type.yaml", "tile:\n  tile_size: big\n")], expect: ["tile_size"]),
             Case(name: "negative tile size", args: ["tile", img, "-o", out, "--tile-size=-256"], expect: ["tile-size"]),

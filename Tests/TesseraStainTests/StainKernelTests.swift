@@ -8,6 +8,48 @@ import XCTest
 /// The fast kernels against the straightforward reference paths they replace, on the fixture images
 /// and on 256² tiles cut from them (the benchmark's tiles), plus edge cases of each shortcut.
 final class StainKernelTests: XCTestCase {
+    /// CIELAB's cube root (exponent guess + Halley steps) stays within 2 ulp of libm's cbrt over the
+    /// range it serves (t > 0.008856 up to beyond white), including powers of two and the range ends.
+    func testCIELabCubeRootMatchesLibm() {
+        var rng = SplitMix64(seed: 31)
+        var xs: [Double] = [0.008856, 0.0088561, 1, 2, 0.5, 0.25, 1.08883, 0.95047, 8, 27, 1e-3]
+        for _ in 0..<200_000 { xs.append(0.008 + Double(rng.next() % 1_000_000_007) / 1_000_000_007 * 1.2) }
+        var worst = 0.0
+        for chunk in stride(from: 0, to: xs.count - 3, by: 4) {
+            let r = CIELab.cubeRoot(SIMD4(xs[chunk], xs[chunk + 1], xs[chunk + 2], xs[chunk + 3]))
+            for k in 0..<4 {
+                let exact = cbrt(xs[chunk + k])
+                worst = max(worst, abs(r[k] - exact) / exact.ulp)
+            }
+        }
+        XCTAssertLessThanOrEqual(worst, 2, "worst error \(worst) ulp")
+    }
+
+    /// The sRGB byte by threshold search equals the gamma-and-truncate formula everywhere: at random
+    /// linear values, at every threshold and just below it, and at the odd ones (NaN, ±∞, < 0, > 1).
+    func testCIELabGammaByteSearchEqualsTheFormula() {
+        var values: [Double] = [.nan, .infinity, -.infinity, -1, 0, -0.0, 1, 1.5, 0.0031308, 0.0031307, 1e-300]
+        for t in CIELab.gammaThresholds { values += [t, t.nextDown, t.nextUp] }
+        var rng = SplitMix64(seed: 8)
+        for _ in 0..<500_000 { values.append(-0.05 + Double(rng.next() % 1_000_000_007) / 1_000_000_007 * 1.1) }
+        for i in 0...CIELab.gammaBins { values.append(Double(i) / Double(CIELab.gammaBins)) }
+        CIELab.gammaThresholds.withUnsafeBufferPointer { t in
+            CIELab.gammaBinStart.withUnsafeBufferPointer { bins in
+                for c in values where CIELab.gammaByte(c, t, bins) != CIELab.referenceGammaByte(c) {
+                    XCTFail("c = \(c): lookup \(CIELab.gammaByte(c, t, bins)), formula \(CIELab.referenceGammaByte(c))")
+                    return
+                }
+            }
+        }
+        // At most one threshold per bin, which the lookup relies on.
+        for i in 0..<CIELab.gammaBins {
+            let lo = Double(i) / Double(CIELab.gammaBins), hi = Double(i + 1) / Double(CIELab.gammaBins)
+            XCTAssertLessThanOrEqual(CIELab.gammaThresholds.filter { $0 > lo && $0 < hi }.count, 1, "bin \(i)")
+        }
+        XCTAssertEqual(CIELab.gammaThresholds.count, 255)
+        XCTAssertEqual(CIELab.gammaThresholds, CIELab.gammaThresholds.sorted())
+    }
+
     static func image(_ name: String) throws -> RGBImage { try ImageDecoder.readRGB(path: Fixtures.root + "/data/stain/" + name) }
 
     static let names = ["source", "target", "pen", "near_white", "BACK-AAQSHYMA", "TUM-AACHEHDV", "NORM-AAAWMSFI", "LYM-AATTSRNN"]
