@@ -156,20 +156,31 @@ enum MacenkoFast {
                 for j in 0..<size { sample[j] = angle(tissue[j * stride + stride / 2]) }
                 high.setThreshold(sample: sample)
             }
-            // Branch-free collection: every value is written, the count only moves past those kept.
-            let lowValues = UnsafeMutablePointer<Double>.allocate(capacity: m + 1), lowKeys = UnsafeMutablePointer<UInt32>.allocate(capacity: m + 1)
-            let highValues = UnsafeMutablePointer<Double>.allocate(capacity: m + 1), highKeys = UnsafeMutablePointer<UInt32>.allocate(capacity: m + 1)
+            // Few tissue pixels lie beyond either threshold: two pixels' angles at once, one mask
+            // test, and a rarely taken branch that keeps them in pixel order.
+            let lowValues = UnsafeMutablePointer<Double>.allocate(capacity: m), lowKeys = UnsafeMutablePointer<UInt32>.allocate(capacity: m)
+            let highValues = UnsafeMutablePointer<Double>.allocate(capacity: m), highKeys = UnsafeMutablePointer<UInt32>.allocate(capacity: m)
             defer { lowValues.deallocate(); lowKeys.deallocate(); highValues.deallocate(); highKeys.deallocate() }
             var nLow = 0, nHigh = 0
             let lt = low.threshold + 0, ht = high.threshold + 0
-            for k in 0..<m {
-                let c = tissue[k]
-                let a = angle(c) + 0
-                lowValues[nLow] = a; lowKeys[nLow] = c
-                highValues[nHigh] = a; highKeys[nHigh] = c
-                nLow &+= notBelow(lt, a)
-                nHigh &+= notBelow(a, ht)
+            // Inside the rare branch, branch-free again: both pixels are written to both tails and
+            // each count moves by its mask bit.
+            @inline(__always) func keep(_ a: Double, _ c: UInt32, low: Int, high: Int) {
+                lowValues[nLow] = a; lowKeys[nLow] = c; nLow &+= low
+                highValues[nHigh] = a; highKeys[nHigh] = c; nHigh &+= high
             }
+            var k = 0
+            while k + 1 < m {
+                let c0 = tissue[k], c1 = tissue[k + 1]
+                let a = pseudoAngles(xy(c0), xy(c1)) + 0
+                let low = notAbove(a, lt), high = notBelow(a, ht)
+                if low | high != 0 {
+                    keep(a.x, c0, low: low & 1, high: high & 1)
+                    keep(a.y, c1, low: low >> 1, high: high >> 1)
+                }
+                k += 2
+            }
+            if k < m { let a = angle(tissue[k]) + 0; keep(a, tissue[k], low: a <= lt ? 1 : 0, high: a >= ht ? 1 : 0) }
             func percentile(_ tail: TailPercentile, _ valuePointer: UnsafeMutablePointer<Double>, _ keyPointer: UnsafeMutablePointer<UInt32>, _ count: Int) -> Double {
                 let values = UnsafeBufferPointer(start: valuePointer, count: count), keys = UnsafeBufferPointer(start: keyPointer, count: count)
                 let copy = UnsafeMutableBufferPointer<Double>.allocate(capacity: count)
@@ -194,22 +205,42 @@ enum MacenkoFast {
         }
     }
 
-    /// 1 when v ≥ t, else 0, from the sign of v − t (no comparison for the compiler to make a branch
-    /// of). Exact for finite or infinite v, t that are not −0 (callers add +0, which turns −0 into +0):
-    /// v − t is +0 when they are equal and never rounds to zero when they differ.
-    @inline(__always) static func notBelow(_ v: Double, _ t: Double) -> Int {
-        Int(truncatingIfNeeded: ((v - t).bitPattern >> 63) ^ 1)
-    }
-
-    /// Whether a lane of a or b is ≥ the same lane of t (finite values): two packed comparisons and
-    /// one mask test, where the scalar comparisons tend to become four branches.
-    @inline(__always) static func anyNotBelow(_ a: SIMD2<Double>, _ b: SIMD2<Double>, _ t: SIMD2<Double>) -> Bool {
+    /// `Macenko.pseudoAngle` of two points (x0, y0), (x1, y1), lane by lane with the same operations
+    /// (so the same values), without its branch on the sign of y, which is a coin toss per pixel.
+    @inline(__always) static func pseudoAngles(_ q0: SIMD2<Double>, _ q1: SIMD2<Double>) -> SIMD2<Double> {
         #if arch(x86_64)
-        return _mm_movemask_pd(_mm_or_pd(_mm_cmpge_pd(a, t), _mm_cmpge_pd(b, t))) != 0
+        let x = _mm_unpacklo_pd(q0, q1), y = _mm_unpackhi_pd(q0, q1)
+        let zero = _mm_setzero_pd(), one = SIMD2<Double>(repeating: 1)
+        let signMask = SIMD2<Double>(repeating: -0.0)
+        let d = _mm_add_pd(_mm_andnot_pd(signMask, x), _mm_andnot_pd(signMask, y))
+        let p = _mm_div_pd(x, d)
+        let negative = _mm_cmplt_pd(y, zero)
+        let a = _mm_or_pd(_mm_and_pd(negative, _mm_sub_pd(p, one)), _mm_andnot_pd(negative, _mm_sub_pd(one, p)))
+        // d = 0 (x = y = 0): 0, as pseudoAngle's guard (0/0 gave NaN in that lane).
+        return _mm_and_pd(_mm_cmpgt_pd(d, zero), a)
         #else
-        return any((a .>= t) .| (b .>= t))
+        return SIMD2(Macenko.pseudoAngle(q0.y, q0.x), Macenko.pseudoAngle(q1.y, q1.x))
         #endif
     }
+
+    /// Lane masks (bit 0: lane x, bit 1: lane y) of a ≤ t and a ≥ t (finite a).
+    @inline(__always) static func notAbove(_ a: SIMD2<Double>, _ t: Double) -> Int {
+        #if arch(x86_64)
+        return Int(_mm_movemask_pd(_mm_cmple_pd(a, SIMD2(repeating: t))))
+        #else
+        return (a.x <= t ? 1 : 0) | (a.y <= t ? 2 : 0)
+        #endif
+    }
+
+    @inline(__always) static func notBelow(_ a: SIMD2<Double>, _ t: SIMD2<Double>) -> Int {
+        #if arch(x86_64)
+        return Int(_mm_movemask_pd(_mm_cmpge_pd(a, t)))
+        #else
+        return (a.x >= t.x ? 1 : 0) | (a.y >= t.y ? 2 : 0)
+        #endif
+    }
+
+    @inline(__always) static func notBelow(_ a: SIMD2<Double>, _ t: Double) -> Int { notBelow(a, SIMD2(repeating: t)) }
 
     /// 99th percentiles of both least-squares concentrations over all pixels.
     static func maxConcentrations(_ p: UnsafeBufferPointer<UInt8>, count n: Int, vectors: [[Double]], od: [Double]) throws -> [Double] {
@@ -242,19 +273,21 @@ enum MacenkoFast {
             defer { h.deallocate(); e.deallocate() }
             var nh = 0, ne = 0
             let th = SIMD2(tails[0].threshold, tails[1].threshold)
-            // Few pixels reach either threshold (about 3 % with the sample's margin): one vector
-            // comparison of both concentrations per pixel and a branch that is rarely taken.
-            @inline(__always) func keep(_ c: SIMD2<Double>) {
-                if c.x >= th.x { h[nh] = c.x + 0; nh += 1 }
-                if c.y >= th.y { e[ne] = c.y + 0; ne += 1 }
+            // Few pixels reach either threshold (about 3 % with the sample's margin): one packed
+            // comparison per pixel and a rarely taken branch per two; inside it, branch-free
+            // writes whose counts move by the mask bits (H in bit 0, E in bit 1).
+            @inline(__always) func keep(_ c: SIMD2<Double>, _ bits: Int) {
+                h[nh] = c.x; nh &+= bits & 1
+                e[ne] = c.y; ne &+= bits >> 1
             }
             var i = 0
             while i + 1 < n {
-                let c0 = conc(i), c1 = conc(i + 1)
-                if anyNotBelow(c0, c1, th) { keep(c0); keep(c1) }
+                let c0 = conc(i) + 0, c1 = conc(i + 1) + 0
+                let b0 = notBelow(c0, th), b1 = notBelow(c1, th)
+                if b0 | b1 != 0 { keep(c0, b0); keep(c1, b1) }
                 i += 2
             }
-            if i < n { keep(conc(i)) }
+            if i < n { let c = conc(i) + 0; keep(c, notBelow(c, th)) }
             return [(0, h, nh), (1, e, ne)].map { s, values, count in
                 if let r = tails[s].finish(UnsafeMutableBufferPointer(start: values, count: count)) { return r.value }
                 return OrderStatistics.percentile(count: n, tails[s].q) { conc($0)[s] }.value
