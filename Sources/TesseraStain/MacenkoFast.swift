@@ -115,11 +115,12 @@ enum MacenkoFast {
         var m = 0
         for block in 0..<blocks {
             // Bytes 3·16·block … +49 are read (the last block's end is within the final pixel).
-            let o = 48 * block
-            let bits = flags(o) | flags(o + 16) << 16 | flags(o + 32) << 32
+            let o = 48 &* block
+            let bits = flags(o) | flags(o &+ 16) << 16 | flags(o &+ 32) << 32
+            let b = raw + o
             for j in 0..<16 {
-                tissue[m] = raw.loadUnaligned(fromByteOffset: o + 3 * j, as: UInt32.self) & 0xFF_FFFF
-                m &+= Int(truncatingIfNeeded: (bits >> UInt64(3 * j)) & 1)
+                tissue[m] = b.loadUnaligned(fromByteOffset: 3 &* j, as: UInt32.self) & 0xFF_FFFF
+                m &+= Int(truncatingIfNeeded: (bits &>> UInt64(3 &* j)) & 1)
             }
         }
         return m
@@ -280,14 +281,18 @@ enum MacenkoFast {
                 h[nh] = c.x; nh &+= bits & 1
                 e[ne] = c.y; ne &+= bits >> 1
             }
-            var i = 0
-            while i + 1 < n {
-                let c0 = conc(i) + 0, c1 = conc(i + 1) + 0
+            guard let tb = t.baseAddress else { return [] }
+            @inline(__always) func conc(at q: UnsafePointer<UInt8>) -> SIMD2<Double> {
+                tb[Int(q[0])] + tb[256 &+ Int(q[1])] + tb[512 &+ Int(q[2])]
+            }
+            var q = px
+            for _ in 0..<(n / 2) {
+                let c0 = conc(at: q) + 0, c1 = conc(at: q + 3) + 0
                 let b0 = notBelow(c0, th), b1 = notBelow(c1, th)
                 if b0 | b1 != 0 { keep(c0, b0); keep(c1, b1) }
-                i += 2
+                q += 6
             }
-            if i < n { let c = conc(i) + 0; keep(c, notBelow(c, th)) }
+            if n % 2 == 1 { let c = conc(at: q) + 0; keep(c, notBelow(c, th)) }
             return [(0, h, nh), (1, e, ne)].map { s, values, count in
                 if let r = tails[s].finish(UnsafeMutableBufferPointer(start: values, count: count)) { return r.value }
                 return OrderStatistics.percentile(count: n, tails[s].q) { conc($0)[s] }.value
