@@ -149,12 +149,19 @@ enum MacenkoFast {
             }
             let size = TailPercentile.sampleSize(count: m)
             if size > 0 {
+                // The sampled angles once (two at a time, as below), a copy for each tail.
+                let values = UnsafeMutableBufferPointer<Double>.allocate(capacity: size)
                 let sample = UnsafeMutableBufferPointer<Double>.allocate(capacity: size)
-                defer { sample.deallocate() }
+                defer { values.deallocate(); sample.deallocate() }
                 let stride = m / size
-                for j in 0..<size { sample[j] = angle(tissue[j * stride + stride / 2]) }
+                precondition(size % 2 == 0)
+                for j in Swift.stride(from: 0, to: size, by: 2) {
+                    let a = pseudoAngles(xy(tissue[j * stride + stride / 2]), xy(tissue[(j + 1) * stride + stride / 2]))
+                    values[j] = a.x; values[j + 1] = a.y
+                }
+                _ = sample.initialize(fromContentsOf: values)
                 low.setThreshold(sample: sample)
-                for j in 0..<size { sample[j] = angle(tissue[j * stride + stride / 2]) }
+                _ = sample.update(fromContentsOf: values)
                 high.setThreshold(sample: sample)
             }
             // Few tissue pixels lie beyond either threshold: two pixels' angles at once, one mask
@@ -170,16 +177,20 @@ enum MacenkoFast {
                 lowValues[nLow] = a; lowKeys[nLow] = c; nLow &+= low
                 highValues[nHigh] = a; highKeys[nHigh] = c; nHigh &+= high
             }
+            // With finite thresholds a division-free test finds the candidates first (the divider
+            // was this loop's bottleneck); only they get their exact angles and exact tests.
+            let screen = AngleScreen(low: lt, high: ht)
             var k = 0
-            while k + 1 < m {
-                let c0 = tissue[k], c1 = tissue[k + 1]
-                let a = pseudoAngles(xy(c0), xy(c1)) + 0
-                let low = notAbove(a, lt), high = notBelow(a, ht)
-                if low | high != 0 {
+            while k &+ 1 < m {
+                let c0 = tissue[k], c1 = tissue[k &+ 1]
+                let q0 = xy(c0), q1 = xy(c1)
+                if screen.mayKeep(q0, q1) {
+                    let a = pseudoAngles(q0, q1) + 0
+                    let low = notAbove(a, lt), high = notBelow(a, ht)
                     keep(a.x, c0, low: low & 1, high: high & 1)
                     keep(a.y, c1, low: low >> 1, high: high >> 1)
                 }
-                k += 2
+                k &+= 2
             }
             if k < m { let a = angle(tissue[k]) + 0; keep(a, tissue[k], low: a <= lt ? 1 : 0, high: a >= ht ? 1 : 0) }
             func percentile(_ tail: TailPercentile, _ valuePointer: UnsafeMutablePointer<Double>, _ keyPointer: UnsafeMutablePointer<UInt32>, _ count: Int) -> Double {
@@ -224,6 +235,40 @@ enum MacenkoFast {
         #endif
     }
 
+    /// A superset test for "the pseudo-angle of (x, y) is ≤ low or ≥ high" without dividing. With
+    /// d = |x| + |y| > 0 the angle is x/d − 1 (y < 0) or 1 − x/d (y ≥ 0), so with u = x (y < 0) or −x
+    /// (y ≥ 0): angle ≤ low ⇔ u ≤ (low ± 1)·d and angle ≥ high ⇔ u ≥ (high ± 1)·d (+1 where y < 0).
+    /// The rounding of the exact path moves an angle by less than 1e-15 and the products here by a
+    /// relative 1e-16, so coefficients loosened by 1e-9 keep every pixel the exact tests keep (d = 0,
+    /// angle 0, always passes: 0 ≤ 0). Infinite thresholds (no sample) pass everything.
+    struct AngleScreen {
+        let lowNegative: Double, lowPositive: Double, highNegative: Double, highPositive: Double
+        let all: Bool
+
+        init(low: Double, high: Double) {
+            let slack = 1e-9
+            all = !(low.isFinite && high.isFinite)
+            lowNegative = low + 1 + slack; lowPositive = low - 1 + slack
+            highNegative = high + 1 - slack; highPositive = high - 1 - slack
+        }
+
+        @inline(__always) func mayKeep(_ q0: SIMD2<Double>, _ q1: SIMD2<Double>) -> Bool {
+            #if arch(x86_64)
+            if all { return true }
+            let x = _mm_unpacklo_pd(q0, q1), y = _mm_unpackhi_pd(q0, q1)
+            let sign = SIMD2<Double>(repeating: -0.0)
+            let negative = _mm_cmplt_pd(y, _mm_setzero_pd())
+            let d = _mm_add_pd(_mm_andnot_pd(sign, x), _mm_andnot_pd(sign, y))
+            let u = _mm_xor_pd(x, _mm_andnot_pd(negative, sign))
+            let cl = _mm_or_pd(_mm_and_pd(negative, SIMD2(repeating: lowNegative)), _mm_andnot_pd(negative, SIMD2(repeating: lowPositive)))
+            let ch = _mm_or_pd(_mm_and_pd(negative, SIMD2(repeating: highNegative)), _mm_andnot_pd(negative, SIMD2(repeating: highPositive)))
+            return _mm_movemask_pd(_mm_or_pd(_mm_cmple_pd(u, _mm_mul_pd(cl, d)), _mm_cmpge_pd(u, _mm_mul_pd(ch, d)))) != 0
+            #else
+            return true
+            #endif
+        }
+    }
+
     /// Lane masks (bit 0: lane x, bit 1: lane y) of a ≤ t and a ≥ t (finite a).
     @inline(__always) static func notAbove(_ a: SIMD2<Double>, _ t: Double) -> Int {
         #if arch(x86_64)
@@ -262,11 +307,13 @@ enum MacenkoFast {
             }
             let size = TailPercentile.sampleSize(count: n)
             if size > 0 {
+                let values = UnsafeMutableBufferPointer<SIMD2<Double>>.allocate(capacity: size)
                 let sample = UnsafeMutableBufferPointer<Double>.allocate(capacity: size)
-                defer { sample.deallocate() }
+                defer { values.deallocate(); sample.deallocate() }
                 let stride = n / size
+                for j in 0..<size { values[j] = conc(j * stride + stride / 2) }
                 for s in 0..<2 {
-                    for j in 0..<size { sample[j] = conc(j * stride + stride / 2)[s] }
+                    for j in 0..<size { sample[j] = values[j][s] }
                     tails[s].setThreshold(sample: sample)
                 }
             }

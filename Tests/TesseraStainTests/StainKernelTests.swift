@@ -129,6 +129,42 @@ final class StainKernelTests: XCTestCase {
     }
     #endif
 
+    func testAngleScreenKeepsEveryPixelTheExactTestsKeep() {
+        var rng = SplitMix64(seed: 13)
+        func uniform(_ a: Double, _ b: Double) -> Double { a + (b - a) * Double(rng.next() >> 11) * 0x1p-53 }
+        var kept = 0, screenedOut = 0
+        for _ in 0..<200 {
+            let lt = uniform(-2, 1), ht = uniform(lt, 2)
+            let screen = MacenkoFast.AngleScreen(low: lt, high: ht)
+            for _ in 0..<500 {
+                // Points whose angle lies at a threshold (to the last bits), and anywhere.
+                var q = SIMD2(uniform(-3, 3), uniform(-3, 3))
+                if rng.next() % 2 == 0 {
+                    let a = rng.next() % 2 == 0 ? lt : ht, r = uniform(1e-6, 3)
+                    // pseudoAngle a: y < 0 for a < 0 (x/d = a + 1), else x/d = 1 − a.
+                    let p = a < 0 ? a + 1 : 1 - a
+                    q = SIMD2(p * r, (a < 0 ? -1 : 1) * (1 - abs(p)) * r)
+                    for _ in 0..<(rng.next() % 3) { q.x = rng.next() % 2 == 0 ? q.x.nextUp : q.x.nextDown }
+                }
+                if rng.next() % 50 == 0 { q = .zero }
+                let other = SIMD2(uniform(-3, 3), uniform(-3, 3))
+                let a = MacenkoFast.pseudoAngles(q, other)
+                if a.x <= lt || a.x >= ht || a.y <= lt || a.y >= ht {
+                    kept += 1
+                    XCTAssertTrue(screen.mayKeep(q, other), "q \(q) lt \(lt) ht \(ht)")
+                } else if !screen.mayKeep(q, other) {
+                    screenedOut += 1
+                }
+                XCTAssertEqual(a.x, Macenko.pseudoAngle(q.y, q.x))
+            }
+        }
+        XCTAssertGreaterThan(kept, 1000)
+        #if arch(x86_64)
+        XCTAssertGreaterThan(screenedOut, 1000, "the screen passes (nearly) everything")
+        #endif
+        XCTAssertTrue(MacenkoFast.AngleScreen(low: .infinity, high: -.infinity).mayKeep(SIMD2(1, 0), SIMD2(0, 1)))
+    }
+
     func testProductTransformMatchesExactPath() throws {
         let target = StainMatrix.macenkoReference
         var compared = 0, differing = 0
