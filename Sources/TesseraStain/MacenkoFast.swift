@@ -13,12 +13,17 @@ extension ODTable {
 
 /// The torchstain-variant Macenko fit in three passes over the pixels, no per-pixel storage but
 /// the tissue colours:
-/// 1. tissue test and covariance sums together (one pass; sums of OD shifted by a constant, so
-///    the one-pass formula loses nothing that matters next to the 0.005 tolerance);
-/// 2. pseudo-angles of the tissue pixels, collecting only the two 1 % tails (`TailPercentile`);
-/// 3. both concentrations of every pixel at once, collecting only their upper 1 % tails.
-/// Same definitions as `Macenko.referenceFit` (the stain vectors agree to ~1e-12, the maximum
-/// concentrations exactly whenever the vectors do); tested against it on the fixture images.
+/// 1. the tissue list (SSE2 flags 16 pixels at a time), then the covariance sums over it (sums of
+///    OD shifted by a constant, so the one-pass formula loses nothing that matters next to the
+///    0.005 tolerance);
+/// 2. pseudo-angles of the tissue pixels, collecting only the two 1 % tails (`TailPercentile`):
+///    a division-free screen (`AngleScreen`) picks candidates, only they get exact angles;
+/// 3. both concentrations of every pixel at once, collecting only their upper 1 % tails: one
+///    packed comparison per pixel and a rarely taken branch.
+/// The tails are collected in pixel order, so which values reach the final selections does not
+/// depend on how they were screened. Same definitions as `Macenko.referenceFit` (the stain vectors
+/// agree to ~1e-12, the maximum concentrations exactly whenever the vectors do); tested against it
+/// on the fixture images.
 enum MacenkoFast {
     /// The shift subtracted from OD before the covariance sums (a typical tissue OD).
     static let shift = 0.5
