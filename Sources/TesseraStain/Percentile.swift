@@ -1,3 +1,7 @@
+#if arch(x86_64)
+import _Builtin_intrinsics.intel
+#endif
+
 /// numpy-compatible percentiles (method "linear", numpy's default) by selection instead of sorting:
 /// O(n) per percentile instead of O(n log n).
 public enum Percentile {
@@ -27,33 +31,60 @@ public enum Percentile {
         return t >= 0.5 ? b - d * (1 - t) : a + d * t
     }
 
-    /// Puts the k-th smallest element at index k, smaller ones before, larger ones after (Hoare
-    /// partition quickselect with median-of-three pivots; falls back to heapsort-free insertion for
-    /// tiny ranges).
+    /// Puts the k-th smallest element at index k, smaller-or-equal ones before, larger-or-equal ones
+    /// after. Quickselect with median-of-three pivots and a branch-free Lomuto partition (every
+    /// element is swapped, the boundary moves by the comparison's 0 or 1): on the tails this selects
+    /// in, a branching partition mispredicts about every other element. A pivot that is the range's
+    /// minimum (many equal values) gets a second pass that gathers its copies, so ties cannot stall it.
+    /// Insertion sort finishes ranges of fewer than 16. NaN-free input.
     static func select(_ a: UnsafeMutableBufferPointer<Double>, _ k: Int) {
-        var lo = 0, hi = a.count - 1
-        while hi > lo {
-            if hi - lo < 16 {
-                for i in (lo + 1)...hi {
-                    let v = a[i]
-                    var j = i - 1
-                    while j >= lo && a[j] > v { a[j + 1] = a[j]; j -= 1 }
-                    a[j + 1] = v
+        /// 1 when x < y, else 0, without a branch the compiler could make of a plain comparison.
+        @inline(__always) func less(_ x: Double, _ y: Double) -> Int {
+            #if arch(x86_64)
+            Int(truncatingIfNeeded: _mm_movemask_pd(_mm_cmplt_sd(SIMD2(x, 0), SIMD2(y, 0))) & 1)
+            #else
+            x < y ? 1 : 0
+            #endif
+        }
+        guard let p = a.baseAddress, k >= 0, k < a.count else { return }
+        var lo = 0, hi = a.count  // [lo, hi) holds rank k
+        while hi - lo > 16 {
+            let mid = lo + (hi - lo) / 2, last = hi - 1
+            if p[mid] < p[lo] { swap(&p[mid], &p[lo]) }
+            if p[last] < p[lo] { swap(&p[last], &p[lo]) }
+            if p[last] < p[mid] { swap(&p[last], &p[mid]) }
+            let pivot = p[mid]
+            // [lo, i) < pivot ≤ [i, j).
+            var i = lo
+            for j in lo..<hi {
+                let v = p[j]
+                p[j] = p[i]
+                p[i] = v
+                i &+= less(v, pivot)
+            }
+            if k < i { hi = i; continue }
+            if i == lo {
+                // The pivot is the minimum: its copies first, [lo, e) == pivot.
+                var e = lo
+                for j in lo..<hi {
+                    let v = p[j]
+                    p[j] = p[e]
+                    p[e] = v
+                    e &+= less(pivot, v) ^ 1
                 }
-                return
+                if k < e { return }
+                lo = e
+            } else {
+                lo = i
             }
-            let mid = lo + (hi - lo) / 2
-            if a[mid] < a[lo] { a.swapAt(mid, lo) }
-            if a[hi] < a[lo] { a.swapAt(hi, lo) }
-            if a[hi] < a[mid] { a.swapAt(hi, mid) }
-            let pivot = a[mid]
-            var i = lo, j = hi
-            while i <= j {
-                while a[i] < pivot { i += 1 }
-                while a[j] > pivot { j -= 1 }
-                if i <= j { a.swapAt(i, j); i += 1; j -= 1 }
+        }
+        if hi - lo > 1 {
+            for i in (lo + 1)..<hi {
+                let v = p[i]
+                var j = i - 1
+                while j >= lo && p[j] > v { p[j + 1] = p[j]; j -= 1 }
+                p[j + 1] = v
             }
-            if k <= j { hi = j } else if k >= i { lo = i } else { return }
         }
     }
 }

@@ -124,6 +124,91 @@ final class StainKernelTests: XCTestCase {
         }
     }
 
+    func testSelectPutsEveryRankInPlace() {
+        var rng = SplitMix64(seed: 5)
+        let patterns: [(String, (Int) -> [Double])] = [
+            ("random", { n in (0..<n).map { _ in Double(rng.next() >> 11) * 0x1p-53 } }),
+            ("ties", { n in (0..<n).map { _ in Double(rng.next() % 3) } }),
+            ("equal", { n in [Double](repeating: 0.25, count: n) }),
+            ("sorted", { n in (0..<n).map(Double.init) }),
+            ("reversed", { n in (0..<n).map { Double(n - $0) } }),
+            ("zeros", { n in (0..<n).map { $0 % 2 == 0 ? 0.0 : -0.0 } }),
+            ("organ pipe", { n in (0..<n).map { Double(min($0, n - $0)) } }),
+        ]
+        for n in [1, 2, 15, 16, 17, 40, 257] {
+            for (name, make) in patterns {
+                let values = make(n)
+                let sorted = values.sorted()
+                for k in Set([0, 1, n / 3, n / 2, n - 2, n - 1].filter { $0 >= 0 && $0 < n }) {
+                    var a = values
+                    a.withUnsafeMutableBufferPointer { Percentile.select($0, k) }
+                    XCTAssertEqual(a[k], sorted[k], "\(name) n \(n) k \(k)")
+                    XCTAssertTrue(a[..<k].allSatisfy { $0 <= a[k] } && a[(k + 1)...].allSatisfy { $0 >= a[k] }, "\(name) n \(n) k \(k)")
+                    XCTAssertEqual(a.sorted(), sorted, "\(name) n \(n) k \(k): a permutation")
+                }
+            }
+        }
+    }
+
+    #if arch(x86_64)
+    func testTissueBlocksMatchPixelByPixelList() {
+        var rng = SplitMix64(seed: 9)
+        for n in [0, 1, 16, 17, 18, 33, 48, 49, 70, 1000] {
+            for cut in [0, 100, 205, 254, 255] as [UInt8] {
+                // Bytes near the cutoff on both sides, so every byte position decides some pixels.
+                let px = (0..<(3 * n)).map { _ in UInt8(clamping: Int(cut) + Int(rng.next() % 9) - 5) }
+                var want: [UInt32] = []
+                for i in 0..<n where max(px[3 * i], px[3 * i + 1], px[3 * i + 2]) <= cut {
+                    want.append(UInt32(px[3 * i]) | UInt32(px[3 * i + 1]) << 8 | UInt32(px[3 * i + 2]) << 16)
+                }
+                let blocks = n >= 17 ? (n - 1) / 16 * 16 : 0
+                let wantBlocks = (0..<blocks).filter { max(px[3 * $0], px[3 * $0 + 1], px[3 * $0 + 2]) <= cut }.count
+                let out = UnsafeMutablePointer<UInt32>.allocate(capacity: max(n, 1))
+                defer { out.deallocate() }
+                let m = px.withUnsafeBufferPointer { p in p.baseAddress.map { MacenkoFast.tissueBlocks($0, count: n, cut: cut, into: out) } ?? 0 }
+                XCTAssertEqual(m, wantBlocks, "n \(n) cut \(cut)")
+                XCTAssertEqual(Array(UnsafeBufferPointer(start: out, count: m)), Array(want.prefix(m)), "n \(n) cut \(cut)")
+            }
+        }
+    }
+    #endif
+
+    func testAngleScreenKeepsEveryPixelTheExactTestsKeep() {
+        var rng = SplitMix64(seed: 13)
+        func uniform(_ a: Double, _ b: Double) -> Double { a + (b - a) * Double(rng.next() >> 11) * 0x1p-53 }
+        var kept = 0, screenedOut = 0
+        for _ in 0..<200 {
+            let lt = uniform(-2, 1), ht = uniform(lt, 2)
+            let screen = MacenkoFast.AngleScreen(low: lt, high: ht)
+            for _ in 0..<500 {
+                // Points whose angle lies at a threshold (to the last bits), and anywhere.
+                var q = SIMD2(uniform(-3, 3), uniform(-3, 3))
+                if rng.next() % 2 == 0 {
+                    let a = rng.next() % 2 == 0 ? lt : ht, r = uniform(1e-6, 3)
+                    // pseudoAngle a: y < 0 for a < 0 (x/d = a + 1), else x/d = 1 − a.
+                    let p = a < 0 ? a + 1 : 1 - a
+                    q = SIMD2(p * r, (a < 0 ? -1 : 1) * (1 - abs(p)) * r)
+                    for _ in 0..<(rng.next() % 3) { q.x = rng.next() % 2 == 0 ? q.x.nextUp : q.x.nextDown }
+                }
+                if rng.next() % 50 == 0 { q = .zero }
+                let other = SIMD2(uniform(-3, 3), uniform(-3, 3))
+                let a = MacenkoFast.pseudoAngles(q, other)
+                if a.x <= lt || a.x >= ht || a.y <= lt || a.y >= ht {
+                    kept += 1
+                    XCTAssertTrue(screen.mayKeep(q, other), "q \(q) lt \(lt) ht \(ht)")
+                } else if !screen.mayKeep(q, other) {
+                    screenedOut += 1
+                }
+                XCTAssertEqual(a.x, Macenko.pseudoAngle(q.y, q.x))
+            }
+        }
+        XCTAssertGreaterThan(kept, 1000)
+        #if arch(x86_64)
+        XCTAssertGreaterThan(screenedOut, 1000, "the screen passes (nearly) everything")
+        #endif
+        XCTAssertTrue(MacenkoFast.AngleScreen(low: .infinity, high: -.infinity).mayKeep(SIMD2(1, 0), SIMD2(0, 1)))
+    }
+
     func testProductTransformMatchesExactPath() throws {
         let target = StainMatrix.macenkoReference
         var compared = 0, differing = 0
