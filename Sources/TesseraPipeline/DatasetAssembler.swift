@@ -26,6 +26,8 @@ final class DatasetAssembler {
     private var written: [Int] = []
     private let started = Date()
     private var slidesFinished = 0
+    /// The resume point this run started from: the resumed slide's unchanged-stain count so far.
+    private let resumedFrom: ResumePoint?
 
     init(config: TileConfig, directory: String, manifest: DatasetManifest, writer: ShardWriter, cancelled: CancelSet,
          firstIndex: Int, log: @escaping (String) -> Void) {
@@ -36,6 +38,7 @@ final class DatasetAssembler {
         self.cancelled = cancelled
         self.firstIndex = firstIndex
         self.totalInputs = manifest.inputs.count
+        self.resumedFrom = manifest.resume
         self.log = log
         self.progress = ProgressReporter(label: "tile", unit: "tiles", quiet: config.quiet)
     }
@@ -94,6 +97,7 @@ final class DatasetAssembler {
                 if p.mask.tissueFraction > 0.99 { record.flags.append("almost-all-tissue") }
             }
             written = Array(0..<min(skip, p.positions.count))
+            if skip > 0, let r = resumedFrom, r.slide == index { record.stainUnchanged = r.stainUnchangedDone }
         }
         current = record
     }
@@ -116,7 +120,8 @@ final class DatasetAssembler {
             written.append(position)
             if let info = completed {
                 manifest.shards.append(info)
-                manifest.resume = ResumePoint(slide: currentIndex, samplesDone: position + 1, nextShard: writer.nextShardNumber)
+                manifest.resume = ResumePoint(slide: currentIndex, samplesDone: position + 1, nextShard: writer.nextShardNumber,
+                                              stainUnchangedDone: current?.stainUnchanged)
                 try manifest.save(directory: directory)
             }
         }

@@ -56,10 +56,14 @@ public struct ResumePoint: Codable, Sendable, Equatable {
     /// Samples of that slide already in completed shards.
     public var samplesDone: Int
     public var nextShard: Int
-    public init(slide: Int, samplesDone: Int, nextShard: Int) {
+    /// Of those samples, how many stain normalization left unchanged (so a resumed slide's count
+    /// covers its whole run); nil when not normalizing or in manifests written before it existed.
+    public var stainUnchangedDone: Int?
+    public init(slide: Int, samplesDone: Int, nextShard: Int, stainUnchangedDone: Int? = nil) {
         self.slide = slide
         self.samplesDone = samplesDone
         self.nextShard = nextShard
+        self.stainUnchangedDone = stainUnchangedDone
     }
 }
 

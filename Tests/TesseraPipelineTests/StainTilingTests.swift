@@ -125,4 +125,46 @@ final class StainTilingTests: XCTestCase {
         let meta = try TileDecoding.metadata(try DatasetReader(directory: dir + "/y").record(0))
         XCTAssertEqual(meta.stain, "macenko")
     }
+
+    /// A run resumed in the middle of a slide keeps counting that slide's unchanged (unfittable) tiles
+    /// from where the killed run's last complete shard left them: the manifest equals an uninterrupted
+    /// run's. (Before, the count restarted at zero for the resumed part.)
+    func testResumedSlideKeepsItsUnchangedStainCount() throws {
+        let dir = Fixtures.tempDir(self)
+        var c = config(dir + "/full", method: .macenko, stain: nil, workers: 1)
+        c.inputs = [Fixtures.svs]
+        c.tissueMethod = .none
+        c.minTissue = 0
+        c.shardSize = 120_000
+        c.stainFit = .tile
+        _ = try TileRun(config: c).run()
+        let full = try DatasetManifest.load(directory: c.output)
+        let slide = try XCTUnwrap(full.slides.first)
+        XCTAssertGreaterThan(slide.stainUnchanged ?? 0, 0, "background tiles cannot be fitted per tile")
+        XCTAssertGreaterThan(full.shards.count, 3)
+
+        // The state a kill after shard 2 leaves: the resume point the assembler writes at that shard.
+        var k = c
+        k.output = dir + "/killed"
+        _ = try TileRun(config: k).run()
+        var m = try DatasetManifest.load(directory: k.output)
+        let keep = 2
+        let reader = try DatasetReader(shardPaths: m.shards.prefix(keep).map { k.output + "/shards/" + $0.name })
+        var unchanged = 0
+        for i in 0..<reader.count where try TileDecoding.metadata(try reader.record(i)).stain.hasSuffix(":unchanged") { unchanged += 1 }
+        XCTAssertGreaterThan(unchanged, 0, "pick a cut after some background tiles")
+        m.status = .inProgress
+        m.resume = ResumePoint(slide: 0, samplesDone: reader.count, nextShard: keep, stainUnchangedDone: unchanged)
+        m.slides = []
+        m.shards = Array(m.shards.prefix(keep))
+        try m.save(directory: k.output)
+        for name in try FileManager.default.contentsOfDirectory(atPath: k.output + "/shards") where Int(name.dropFirst(6).prefix(6)) ?? 0 >= keep {
+            try FileManager.default.removeItem(atPath: k.output + "/shards/" + name)
+        }
+        _ = try TileRun(config: k).run()
+        let resumed = try DatasetManifest.load(directory: k.output)
+        XCTAssertEqual(resumed.slides.first?.stainUnchanged, slide.stainUnchanged)
+        XCTAssertEqual(resumed.slides, full.slides)
+        XCTAssertEqual(resumed.shards, full.shards)
+    }
 }
