@@ -1,0 +1,315 @@
+// The hot loops of view generation, on raw float planes. This file (with Lanes.swift) is compiled
+// twice: as TesseraViewKernels for baseline x86-64 and, through symlinks, as TesseraViewKernelsAVX2
+// with `-target-cpu haswell` (see Package.swift). TesseraAugment picks one at run time by the CPU's
+// features. Only plain float adds, multiplies, divides, compares and bit operations are used, in the
+// order the `PixelOps` references compute them — no fused multiply-add is formed (Swift emits no
+// contractible arithmetic) — so both builds give the same bytes (tested).
+//
+// The planes hold whole numbers 0…255 (bytes kept as Float), each `count` rounded up to a multiple
+// of 8 with finite padding lanes that no result reads.
+
+public enum ViewKernels {
+    // MARK: Colour (torchvision semantics on uint8)
+
+    /// blend with a constant: x ← trunc(clamp(f·x + add)) over `count` floats (a multiple of 8).
+    public static func blend(_ p: UnsafeMutablePointer<Float>, count end: Int, factor f: Float, add: Float) {
+        let f8 = SIMD8<Float>(repeating: f), a8 = SIMD8<Float>(repeating: add)
+        var i = 0
+        if 0 <= f && f <= 1 && add >= 0 {
+            // A convex mix of values in 0…255 stays in 0…255 (+ rounding, still below 256): the
+            // clamp cannot change anything, the truncation is a floor.
+            while i < end { store8(floorOf(f8 * load8(p, i) + a8), p, i); i &+= 8 }
+        } else {
+            while i < end { store8(byteValue(f8 * load8(p, i) + a8), p, i); i &+= 8 }
+        }
+    }
+
+    /// torchvision's grayscale of pixels i…i+7, truncated.
+    @_transparent static func gray8(_ r: UnsafeMutablePointer<Float>, _ g: UnsafeMutablePointer<Float>,
+                                    _ b: UnsafeMutablePointer<Float>, _ i: Int) -> SIMD8<Float> {
+        byteValue(0.2989 * load8(r, i) + 0.587 * load8(g, i) + 0.114 * load8(b, i))
+    }
+
+    @inline(__always) static func gray(_ r: Float, _ g: Float, _ b: Float) -> Float {
+        byteValue(0.2989 * r + 0.587 * g + 0.114 * b)
+    }
+
+    /// The sum of the truncated greys of n pixels, as a running Float sum in pixel order gives it.
+    public static func graySum(_ r: UnsafeMutablePointer<Float>, _ g: UnsafeMutablePointer<Float>,
+                               _ b: UnsafeMutablePointer<Float>, count n: Int) -> Float {
+        var sum: Float = 0
+        if Float(n) * 255 < 0x1p24 {
+            // The grey values are whole numbers and every partial sum stays below 2²⁴, so the
+            // sum is exact in any order: eight lanes give the reference's running sum.
+            let whole = n & ~7
+            var acc = SIMD8<Float>.zero
+            var i = 0
+            while i < whole { acc += gray8(r, g, b, i); i &+= 8 }
+            sum = acc.sum()
+            while i < n { sum += gray(r[i], g[i], b[i]); i += 1 }
+        } else {
+            // Past 2²⁴ the reference's running Float sum rounds: repeat it, in its order.
+            for i in 0..<n { sum += gray(r[i], g[i], b[i]) }
+        }
+        return sum
+    }
+
+    public static func saturation(_ r: UnsafeMutablePointer<Float>, _ g: UnsafeMutablePointer<Float>,
+                                  _ b: UnsafeMutablePointer<Float>, count: Int, factor f: Float) {
+        if 0 <= f && f <= 1 { saturation(r, g, b, count, f, clamp: false) } else { saturation(r, g, b, count, f, clamp: true) }
+    }
+
+    /// `clamp: false` when f ∈ 0…1: a convex mix of a channel and its grey stays in 0…255.
+    @inline(__always) static func saturation(_ r: UnsafeMutablePointer<Float>, _ g: UnsafeMutablePointer<Float>,
+                                             _ b: UnsafeMutablePointer<Float>, _ end: Int, _ f: Float, clamp: Bool) {
+        let f8 = SIMD8<Float>(repeating: f), g8 = SIMD8<Float>(repeating: 1 - f)
+        var i = 0
+        while i < end {
+            let grey = g8 * gray8(r, g, b, i)
+            let ro = f8 * load8(r, i) + grey, go = f8 * load8(g, i) + grey, bo = f8 * load8(b, i) + grey
+            store8(clamp ? byteValue(ro) : floorOf(ro), r, i)
+            store8(clamp ? byteValue(go) : floorOf(go), g, i)
+            store8(clamp ? byteValue(bo) : floorOf(bo), b, i)
+            i &+= 8
+        }
+    }
+
+    /// x/255 for whole x in 0…255, exactly as the division rounds it: 0x1.01p-8 has nine significant
+    /// bits, so x·hi is exact, and x·lo (lo = 1/255 − hi, correctly rounded) corrects it far below
+    /// half an ulp; x/255 repeats x's eight bits forever, so it is never near a rounding tie. The
+    /// sum then rounds as the quotient does (checked for all 256 values in the tests).
+    @_transparent static func over255(_ x: SIMD8<Float>) -> SIMD8<Float> {
+        x * 0x1.01p-8 + x * 0x1.010102p-24
+    }
+
+    /// HSV hue shift by `h` turns, the branches of `PixelOps.hue` as lane masks, with the same
+    /// float values at every step; only the arithmetic that cannot change them is saved (x/255 as
+    /// above, and two of the three chroma quotients: each branch of the reference reads two).
+    public static func hue(_ rp: UnsafeMutablePointer<Float>, _ gp: UnsafeMutablePointer<Float>,
+                           _ bp: UnsafeMutablePointer<Float>, count end: Int, shift h: Float) {
+        var i = 0
+        while i < end {
+            let rb = load8(rp, i), gb = load8(gp, i), bb = load8(bp, i)
+            let r = over255(rb), g = over255(gb), b = over255(bb)
+            let maxc = max8(max8(r, g), b), minc = min8(min8(r, g), b)
+            let v = maxc, cr = maxc - minc
+            let s = cr / select(maxc .== 0, .one, maxc)
+            let crDiv = select(cr .== 0, .one, cr)
+            // maxc == r: bc − gc; maxc == g: 2 + rc − bc; else 4 + gc − rc, with xc = (maxc − x)/crDiv.
+            // As (base + A/crDiv) − B/crDiv: 0 + bc is bc exactly (bc ≥ +0).
+            let isR = maxc .== r, isG = (.!isR) .& (maxc .== g)
+            let first = select(isR, b, select(isG, r, g)), second = select(isR, g, select(isG, b, r))
+            let base = select(isR, .zero, select(isG, SIMD8(repeating: 2), SIMD8(repeating: 4)))
+            var hh = (base + (maxc - first) / crDiv) - (maxc - second) / crDiv
+            hh = hh / 6 + 1
+            hh = select(hh .>= 1, hh - 1, hh)
+            hh += h
+            let wrapped = hh .>= 1
+            hh = select(wrapped, hh - 1, hh)
+            hh = select((.!wrapped) .& (hh .< 0), hh + 1, hh)
+            let h6 = hh * 6
+            let i6 = floorOf(h6)
+            let f = h6 - i6
+            let p = v * (1 - s), q = v * (1 - s * f), t = v * (1 - s * (1 - f))
+            // Each output is one of v, p, q, t by sector (sector 6, hh rounding up to 1, is sector
+            // 0 as `Int(i6) % 6` makes it): and/or on the masks, exact and fewer steps than selects.
+            let k0 = bits(i6 .== 0) | bits(i6 .== 6), k1 = bits(i6 .== 1), k2 = bits(i6 .== 2)
+            let k3 = bits(i6 .== 3), k4 = bits(i6 .== 4), k5 = bits(i6 .== 5)
+            let vb = bits(v), pb = bits(p), qb = bits(q), tb = bits(t)
+            let ro = (vb & (k0 | k5)) | (qb & k1) | (pb & (k2 | k3)) | (tb & k4)
+            let go = (tb & k0) | (vb & (k1 | k2)) | (qb & k3) | (pb & (k4 | k5))
+            let bo = (pb & (k0 | k1)) | (tb & k2) | (vb & (k3 | k4)) | (qb & k5)
+            // All of v, p, q, t lie in 0…1, so ×255 needs no clamp before the truncation.
+            store8(floorOf(float(ro) * 255), rp, i); store8(floorOf(float(go) * 255), gp, i); store8(floorOf(float(bo) * 255), bp, i)
+            i &+= 8
+        }
+    }
+
+    public static func grayscale(_ r: UnsafeMutablePointer<Float>, _ g: UnsafeMutablePointer<Float>,
+                                 _ b: UnsafeMutablePointer<Float>, count end: Int) {
+        var i = 0
+        while i < end {
+            let y = gray8(r, g, b, i)
+            store8(y, r, i); store8(y, g, i); store8(y, b, i)
+            i &+= 8
+        }
+    }
+
+    public static func solarize(_ p: UnsafeMutablePointer<Float>, count end: Int, threshold: Float) {
+        let t = SIMD8<Float>(repeating: threshold)
+        var i = 0
+        while i < end {
+            let x = load8(p, i)
+            store8(select(x .>= t, 255 - x, x), p, i)
+            i &+= 8
+        }
+    }
+
+    /// Float32 (v·scale − shift) of n values.
+    public static func normalize(_ src: UnsafeMutablePointer<Float>, into dst: UnsafeMutablePointer<Float>, count n: Int,
+                                 scale: Float, shift: Float) {
+        let whole = n & ~7
+        let s8 = SIMD8<Float>(repeating: scale), h8 = SIMD8<Float>(repeating: shift)
+        var i = 0
+        while i < whole { store8(load8(src, i) * s8 - h8, dst, i); i &+= 8 }
+        while i < n { dst[i] = src[i] * scale - shift; i += 1 }
+    }
+
+    // MARK: Gaussian blur
+
+    /// Mirror reflection of index i into 0..<n (edge pixel not repeated).
+    @inline(__always) static func reflect(_ i: Int, _ n: Int) -> Int {
+        var i = i
+        if n == 1 { return 0 }
+        while i < 0 || i >= n { i = i < 0 ? -i : 2 * (n - 1) - i }
+        return i
+    }
+
+    /// Separable blur of one w × h plane in place with a normalized kernel of 2·radius + 1 taps,
+    /// edges reflected: horizontal sums from 0, vertical from 0.5, taps in order, truncated.
+    /// `scratch` holds at least w·h + w + 2·radius + 8 floats.
+    public static func gaussianBlur(_ p: UnsafeMutablePointer<Float>, width w: Int, height h: Int,
+                                    kernel k: UnsafePointer<Float>, radius: Int, scratch mid: UnsafeMutablePointer<Float>) {
+        let taps = 2 * radius + 1
+        let row = mid + w * h
+        let whole = w & ~7
+        // Rows the vertical taps read, per output row: reflected once, not per pixel.
+        let rows = UnsafeMutablePointer<UnsafeMutablePointer<Float>>.allocate(capacity: taps)
+        defer { rows.deallocate() }
+        // Horizontal: each row copied once into a reflected, padded row, taps outermost.
+        for y in 0..<h {
+            let src = p + y * w
+            for x in 0..<radius { row[x] = src[reflect(x - radius, w)]; row[radius + w + x] = src[reflect(w + x, w)] }
+            (row + radius).update(from: src, count: w)
+            let m = mid + y * w
+            var x = 0
+            // Sixteen columns at a time: two independent add chains.
+            while x &+ 16 <= whole {
+                var a0 = SIMD8<Float>.zero, a1 = a0
+                var t = 0
+                while t < taps { a0 += load8(row, x &+ t) * k[t]; a1 += load8(row, x &+ 8 &+ t) * k[t]; t &+= 1 }
+                store8(a0, m, x); store8(a1, m, x &+ 8)
+                x &+= 16
+            }
+            while x < whole {
+                var acc = SIMD8<Float>.zero
+                var t = 0
+                while t < taps { acc += load8(row, x &+ t) * k[t]; t &+= 1 }
+                store8(acc, m, x)
+                x &+= 8
+            }
+            while x < w {
+                var acc: Float = 0
+                for t in 0..<taps { acc += row[x + t] * k[t] }
+                m[x] = acc
+                x += 1
+            }
+        }
+        // Vertical, back into the plane: 0.5 then the taps in order, truncated.
+        for y in 0..<h {
+            for t in 0..<taps { rows[t] = mid + reflect(y + t - radius, h) * w }
+            let d = p + y * w
+            var x = 0
+            while x &+ 16 <= whole {
+                var a0 = SIMD8<Float>(repeating: 0.5), a1 = a0
+                var t = 0
+                while t < taps { a0 += load8(rows[t], x) * k[t]; a1 += load8(rows[t], x &+ 8) * k[t]; t &+= 1 }
+                store8(byteValue(a0), d, x); store8(byteValue(a1), d, x &+ 8)
+                x &+= 16
+            }
+            while x < whole {
+                var acc = SIMD8<Float>(repeating: 0.5)
+                var t = 0
+                while t < taps { acc += load8(rows[t], x) * k[t]; t &+= 1 }
+                store8(byteValue(acc), d, x)
+                x &+= 8
+            }
+            while x < w {
+                var acc: Float = 0.5
+                for t in 0..<taps { acc += rows[t][x] * k[t] }
+                d[x] = byteValue(acc)
+                x += 1
+            }
+        }
+    }
+
+    // MARK: Resampling
+
+    /// Horizontal pass: `rows` rows of `src` (RGB interleaved floats plus one float of padding,
+    /// `srcWidth` pixels a row) from row `rowLo`, each output column o the sum over its taps, from 0,
+    /// in tap order, of pixel start[o] + k times weight (broadcast to four lanes) o·stride + k; into
+    /// three planes of rows × outWidth floats `planeLen` apart, mirrored if asked.
+    public static func resampleRows(_ src: UnsafePointer<Float>, srcWidth: Int, rowLo: Int, rows: Int,
+                                    start: UnsafePointer<Int32>, count: UnsafePointer<Int32>,
+                                    weights wBase: UnsafePointer<SIMD4<Float>>, stride: Int,
+                                    outWidth: Int, mirrored: Bool, into mid: UnsafeMutablePointer<Float>, planeLen: Int) {
+        // Pointer steps and wrapping index arithmetic: the offsets are bounded by the
+        // coefficients (inside the source), and checked adds dominated this loop.
+        let base = UnsafeRawPointer(src)
+        for r in 0..<rows {
+            let row = base + 12 &* ((rowLo &+ r) &* srcWidth)
+            let m = mid + r &* outWidth
+            // Two outputs at a time: two independent add chains instead of one
+            // waiting on the previous tap (each output still sums in tap order).
+            var o = 0
+            while o < outWidth {
+                let o1 = min(o &+ 1, outWidth &- 1)
+                let px0 = row + 12 &* Int(start[o]), w0 = wBase + o &* stride, n0 = Int(count[o])
+                let px1 = row + 12 &* Int(start[o1]), w1 = wBase + o1 &* stride, n1 = Int(count[o1])
+                var a0 = SIMD4<Float>.zero, a1 = SIMD4<Float>.zero
+                var k = 0
+                while k < min(n0, n1) {
+                    a0 += px0.loadUnaligned(fromByteOffset: 12 &* k, as: SIMD4<Float>.self) * w0[k]
+                    a1 += px1.loadUnaligned(fromByteOffset: 12 &* k, as: SIMD4<Float>.self) * w1[k]
+                    k &+= 1
+                }
+                var k0 = k
+                while k0 < n0 { a0 += px0.loadUnaligned(fromByteOffset: 12 &* k0, as: SIMD4<Float>.self) * w0[k0]; k0 &+= 1 }
+                while k < n1 { a1 += px1.loadUnaligned(fromByteOffset: 12 &* k, as: SIMD4<Float>.self) * w1[k]; k &+= 1 }
+                let d0 = mirrored ? outWidth &- 1 &- o : o, d1 = mirrored ? outWidth &- 1 &- o1 : o1
+                m[d0] = a0.x; m[planeLen &+ d0] = a0.y; m[2 &* planeLen &+ d0] = a0.z
+                m[d1] = a1.x; m[planeLen &+ d1] = a1.y; m[2 &* planeLen &+ d1] = a1.z
+                o &+= 2
+            }
+        }
+    }
+
+    /// Vertical pass of one plane: output row o from 0.5 plus, in tap order, row start[o] − rowLo + k
+    /// of `mid` (outWidth floats a row) times weight o·stride + k, truncated to a byte value.
+    public static func resampleColumns(_ mid: UnsafePointer<Float>, rowLo: Int, start: UnsafePointer<Int32>, count: UnsafePointer<Int32>,
+                                       weights w: UnsafePointer<Float>, stride: Int, outWidth: Int, outHeight: Int,
+                                       into dp: UnsafeMutablePointer<Float>) {
+        let whole = outWidth & ~7
+        let mp = UnsafeMutablePointer(mutating: mid)
+        // Whole rows at a time: contiguous, eight columns per step.
+        for o in 0..<outHeight {
+            let s = Int(start[o]) - rowLo, n = Int(count[o])
+            let d = dp + o * outWidth
+            let src = mp + s * outWidth, wk = w + o * stride
+            var x = 0
+            while x &+ 16 <= whole {
+                var a0 = SIMD8<Float>(repeating: 0.5), a1 = a0
+                var k = 0
+                while k < n {
+                    let q = src + k &* outWidth
+                    a0 += load8(q, x) * wk[k]; a1 += load8(q, x &+ 8) * wk[k]
+                    k &+= 1
+                }
+                store8(byteValue(a0), d, x); store8(byteValue(a1), d, x &+ 8)
+                x &+= 16
+            }
+            while x < whole {
+                var acc = SIMD8<Float>(repeating: 0.5)
+                for k in 0..<n { acc += load8(src + k &* outWidth, x) * wk[k] }
+                store8(byteValue(acc), d, x)
+                x &+= 8
+            }
+            while x < outWidth {
+                var acc: Float = 0.5
+                for k in 0..<n { acc += src[k * outWidth + x] * wk[k] }
+                d[x] = byteValue(acc)
+                x += 1
+            }
+        }
+    }
+}
