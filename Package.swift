@@ -14,7 +14,7 @@ let optimize: [SwiftSetting] = []
 // kernels form no fused multiply-adds (tested in FusedViewsTests). On other architectures the second
 // build is a plain copy that is never chosen.
 #if arch(x86_64)
-let haswell: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
+let haswell: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"]), .define("TESSERA_HASWELL_KERNELS")]
 #else
 let haswell: [SwiftSetting] = []
 #endif

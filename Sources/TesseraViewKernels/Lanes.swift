@@ -1,5 +1,6 @@
-// Eight-lane Float helpers for the view kernels (ViewCanvas, CanvasOps, Resample). Baseline x86-64
-// has SSE2 only: no floor instruction, no blend, two registers per SIMD8. These keep to adds,
+// Eight-lane Float helpers for the view kernels (ViewKernels). Baseline x86-64 has SSE2 only: no
+// floor instruction, no blend, two registers per SIMD8 (the Haswell build, TESSERA_HASWELL_KERNELS,
+// has all three). These keep to adds,
 // compares and bitwise selects, and are `@_transparent` because LLVM otherwise declines to inline
 // them into the larger loops.
 
@@ -27,9 +28,14 @@
 
 /// Floor of values in 0…2²³ (what a byte store truncates them to, when they are in range).
 @_transparent func floorOf(_ c: SIMD8<Float>) -> SIMD8<Float> {
+#if TESSERA_HASWELL_KERNELS
+    // One vroundps (SSE4.1 and later); the same value as below for every input in range.
+    return c.rounded(.down)
+#else
     // Adding 2²³ leaves no fraction bits: round to nearest, then step down where that rounded up.
     let r = (c + 0x1p23) - 0x1p23
     return r.replacing(with: r - 1, where: r .> c)
+#endif
 }
 
 /// What storing to a byte and reading back does to a float (clamp to 0…255, truncate), with adds

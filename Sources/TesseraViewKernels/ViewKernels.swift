@@ -183,7 +183,18 @@ public enum ViewKernels {
             (row + radius).update(from: src, count: w)
             let m = mid + y * w
             var x = 0
-            // Sixteen columns at a time: two independent add chains.
+            // 32 columns at a time: four independent add chains (each column still sums in tap order).
+            while x &+ 32 <= whole {
+                var a0 = SIMD8<Float>.zero, a1 = a0, a2 = a0, a3 = a0
+                var t = 0
+                while t < taps {
+                    let kt = k[t], q = row + (x &+ t)
+                    a0 += load8(q, 0) * kt; a1 += load8(q, 8) * kt; a2 += load8(q, 16) * kt; a3 += load8(q, 24) * kt
+                    t &+= 1
+                }
+                store8(a0, m, x); store8(a1, m, x &+ 8); store8(a2, m, x &+ 16); store8(a3, m, x &+ 24)
+                x &+= 32
+            }
             while x &+ 16 <= whole {
                 var a0 = SIMD8<Float>.zero, a1 = a0
                 var t = 0
@@ -210,6 +221,18 @@ public enum ViewKernels {
             for t in 0..<taps { rows[t] = mid + reflect(y + t - radius, h) * w }
             let d = p + y * w
             var x = 0
+            while x &+ 32 <= whole {
+                var a0 = SIMD8<Float>(repeating: 0.5), a1 = a0, a2 = a0, a3 = a0
+                var t = 0
+                while t < taps {
+                    let kt = k[t], q = rows[t] + x
+                    a0 += load8(q, 0) * kt; a1 += load8(q, 8) * kt; a2 += load8(q, 16) * kt; a3 += load8(q, 24) * kt
+                    t &+= 1
+                }
+                store8(byteValue(a0), d, x); store8(byteValue(a1), d, x &+ 8)
+                store8(byteValue(a2), d, x &+ 16); store8(byteValue(a3), d, x &+ 24)
+                x &+= 32
+            }
             while x &+ 16 <= whole {
                 var a0 = SIMD8<Float>(repeating: 0.5), a1 = a0
                 var t = 0
@@ -246,30 +269,46 @@ public enum ViewKernels {
         // Pointer steps and wrapping index arithmetic: the offsets are bounded by the
         // coefficients (inside the source), and checked adds dominated this loop.
         let base = UnsafeRawPointer(src)
+        @inline(__always) func px(_ p: UnsafeRawPointer, _ k: Int) -> SIMD4<Float> {
+            p.loadUnaligned(fromByteOffset: 12 &* k, as: SIMD4<Float>.self)
+        }
         for r in 0..<rows {
             let row = base + 12 &* ((rowLo &+ r) &* srcWidth)
             let m = mid + r &* outWidth
-            // Two outputs at a time: two independent add chains instead of one
-            // waiting on the previous tap (each output still sums in tap order).
+            @inline(__always) func put(_ a: SIMD4<Float>, _ o: Int) {
+                let d = mirrored ? outWidth &- 1 &- o : o
+                m[d] = a.x; m[planeLen &+ d] = a.y; m[2 &* planeLen &+ d] = a.z
+            }
+            // Four outputs at a time: four independent add chains instead of one waiting on the
+            // previous tap (each output still sums from 0 in its own tap order).
             var o = 0
-            while o < outWidth {
-                let o1 = min(o &+ 1, outWidth &- 1)
-                let px0 = row + 12 &* Int(start[o]), w0 = wBase + o &* stride, n0 = Int(count[o])
-                let px1 = row + 12 &* Int(start[o1]), w1 = wBase + o1 &* stride, n1 = Int(count[o1])
-                var a0 = SIMD4<Float>.zero, a1 = SIMD4<Float>.zero
+            while o &+ 4 <= outWidth {
+                let n0 = Int(count[o]), n1 = Int(count[o &+ 1]), n2 = Int(count[o &+ 2]), n3 = Int(count[o &+ 3])
+                let p0 = row + 12 &* Int(start[o]), p1 = row + 12 &* Int(start[o &+ 1])
+                let p2 = row + 12 &* Int(start[o &+ 2]), p3 = row + 12 &* Int(start[o &+ 3])
+                let w0 = wBase + o &* stride, w1 = w0 + stride, w2 = w1 + stride, w3 = w2 + stride
+                var a0 = SIMD4<Float>.zero, a1 = a0, a2 = a0, a3 = a0
+                let common = min(min(n0, n1), min(n2, n3))
                 var k = 0
-                while k < min(n0, n1) {
-                    a0 += px0.loadUnaligned(fromByteOffset: 12 &* k, as: SIMD4<Float>.self) * w0[k]
-                    a1 += px1.loadUnaligned(fromByteOffset: 12 &* k, as: SIMD4<Float>.self) * w1[k]
+                while k < common {
+                    a0 += px(p0, k) * w0[k]; a1 += px(p1, k) * w1[k]
+                    a2 += px(p2, k) * w2[k]; a3 += px(p3, k) * w3[k]
                     k &+= 1
                 }
-                var k0 = k
-                while k0 < n0 { a0 += px0.loadUnaligned(fromByteOffset: 12 &* k0, as: SIMD4<Float>.self) * w0[k0]; k0 &+= 1 }
-                while k < n1 { a1 += px1.loadUnaligned(fromByteOffset: 12 &* k, as: SIMD4<Float>.self) * w1[k]; k &+= 1 }
-                let d0 = mirrored ? outWidth &- 1 &- o : o, d1 = mirrored ? outWidth &- 1 &- o1 : o1
-                m[d0] = a0.x; m[planeLen &+ d0] = a0.y; m[2 &* planeLen &+ d0] = a0.z
-                m[d1] = a1.x; m[planeLen &+ d1] = a1.y; m[2 &* planeLen &+ d1] = a1.z
-                o &+= 2
+                var k0 = k; while k0 < n0 { a0 += px(p0, k0) * w0[k0]; k0 &+= 1 }
+                var k1 = k; while k1 < n1 { a1 += px(p1, k1) * w1[k1]; k1 &+= 1 }
+                var k2 = k; while k2 < n2 { a2 += px(p2, k2) * w2[k2]; k2 &+= 1 }
+                var k3 = k; while k3 < n3 { a3 += px(p3, k3) * w3[k3]; k3 &+= 1 }
+                put(a0, o); put(a1, o &+ 1); put(a2, o &+ 2); put(a3, o &+ 3)
+                o &+= 4
+            }
+            while o < outWidth {
+                let p0 = row + 12 &* Int(start[o]), w0 = wBase + o &* stride, n0 = Int(count[o])
+                var a0 = SIMD4<Float>.zero
+                var k = 0
+                while k < n0 { a0 += px(p0, k) * w0[k]; k &+= 1 }
+                put(a0, o)
+                o &+= 1
             }
         }
     }
@@ -287,6 +326,18 @@ public enum ViewKernels {
             let d = dp + o * outWidth
             let src = mp + s * outWidth, wk = w + o * stride
             var x = 0
+            while x &+ 32 <= whole {
+                var a0 = SIMD8<Float>(repeating: 0.5), a1 = a0, a2 = a0, a3 = a0
+                var k = 0
+                while k < n {
+                    let q = src + (k &* outWidth &+ x), wt = wk[k]
+                    a0 += load8(q, 0) * wt; a1 += load8(q, 8) * wt; a2 += load8(q, 16) * wt; a3 += load8(q, 24) * wt
+                    k &+= 1
+                }
+                store8(byteValue(a0), d, x); store8(byteValue(a1), d, x &+ 8)
+                store8(byteValue(a2), d, x &+ 16); store8(byteValue(a3), d, x &+ 24)
+                x &+= 32
+            }
             while x &+ 16 <= whole {
                 var a0 = SIMD8<Float>(repeating: 0.5), a1 = a0
                 var k = 0
