@@ -268,48 +268,50 @@ public enum ViewKernels {
                                     outWidth: Int, mirrored: Bool, into mid: UnsafeMutablePointer<Float>, planeLen: Int) {
         // Pointer steps and wrapping index arithmetic: the offsets are bounded by the
         // coefficients (inside the source), and checked adds dominated this loop.
-        let base = UnsafeRawPointer(src)
-        @inline(__always) func px(_ p: UnsafeRawPointer, _ k: Int) -> SIMD4<Float> {
-            p.loadUnaligned(fromByteOffset: 12 &* k, as: SIMD4<Float>.self)
+        let base = UnsafeRawPointer(src), rowBytes = 12 &* srcWidth
+        @inline(__always) func px(_ p: UnsafeRawPointer, _ byteOffset: Int) -> SIMD4<Float> {
+            p.loadUnaligned(fromByteOffset: byteOffset, as: SIMD4<Float>.self)
         }
-        for r in 0..<rows {
-            let row = base + 12 &* ((rowLo &+ r) &* srcWidth)
+        @inline(__always) func put(_ a: SIMD4<Float>, row r: Int, _ o: Int) {
             let m = mid + r &* outWidth
-            @inline(__always) func put(_ a: SIMD4<Float>, _ o: Int) {
-                let d = mirrored ? outWidth &- 1 &- o : o
-                m[d] = a.x; m[planeLen &+ d] = a.y; m[2 &* planeLen &+ d] = a.z
-            }
-            // Four outputs at a time: four independent add chains instead of one waiting on the
-            // previous tap (each output still sums from 0 in its own tap order).
-            var o = 0
-            while o &+ 4 <= outWidth {
-                let n0 = Int(count[o]), n1 = Int(count[o &+ 1]), n2 = Int(count[o &+ 2]), n3 = Int(count[o &+ 3])
-                let p0 = row + 12 &* Int(start[o]), p1 = row + 12 &* Int(start[o &+ 1])
-                let p2 = row + 12 &* Int(start[o &+ 2]), p3 = row + 12 &* Int(start[o &+ 3])
-                let w0 = wBase + o &* stride, w1 = w0 + stride, w2 = w1 + stride, w3 = w2 + stride
-                var a0 = SIMD4<Float>.zero, a1 = a0, a2 = a0, a3 = a0
-                let common = min(min(n0, n1), min(n2, n3))
-                var k = 0
-                while k < common {
-                    a0 += px(p0, k) * w0[k]; a1 += px(p1, k) * w1[k]
-                    a2 += px(p2, k) * w2[k]; a3 += px(p3, k) * w3[k]
-                    k &+= 1
+            let d = mirrored ? outWidth &- 1 &- o : o
+            m[d] = a.x; m[planeLen &+ d] = a.y; m[2 &* planeLen &+ d] = a.z
+        }
+        // Eight rows at a time, two per eight-lane register: an output's taps and weights are
+        // looked up once for all eight, and the four add chains run side by side. Every lane
+        // still sums one channel of one output from 0 in its own tap order.
+        var r = 0
+        while r &+ 8 <= rows {
+            let p0 = base + (rowLo &+ r) &* rowBytes
+            for o in 0..<outWidth {
+                let p = p0 + 12 &* Int(start[o]), n = Int(count[o]), wk = wBase + o &* stride
+                var a0 = SIMD8<Float>.zero, a1 = a0, a2 = a0, a3 = a0
+                var k = 0, q = 0
+                while k < n {
+                    let w = SIMD8(lowHalf: wk[k], highHalf: wk[k])
+                    a0 += SIMD8(lowHalf: px(p, q), highHalf: px(p, q &+ rowBytes)) * w
+                    a1 += SIMD8(lowHalf: px(p, q &+ 2 &* rowBytes), highHalf: px(p, q &+ 3 &* rowBytes)) * w
+                    a2 += SIMD8(lowHalf: px(p, q &+ 4 &* rowBytes), highHalf: px(p, q &+ 5 &* rowBytes)) * w
+                    a3 += SIMD8(lowHalf: px(p, q &+ 6 &* rowBytes), highHalf: px(p, q &+ 7 &* rowBytes)) * w
+                    k &+= 1; q &+= 12
                 }
-                var k0 = k; while k0 < n0 { a0 += px(p0, k0) * w0[k0]; k0 &+= 1 }
-                var k1 = k; while k1 < n1 { a1 += px(p1, k1) * w1[k1]; k1 &+= 1 }
-                var k2 = k; while k2 < n2 { a2 += px(p2, k2) * w2[k2]; k2 &+= 1 }
-                var k3 = k; while k3 < n3 { a3 += px(p3, k3) * w3[k3]; k3 &+= 1 }
-                put(a0, o); put(a1, o &+ 1); put(a2, o &+ 2); put(a3, o &+ 3)
-                o &+= 4
+                put(a0.lowHalf, row: r, o); put(a0.highHalf, row: r &+ 1, o)
+                put(a1.lowHalf, row: r &+ 2, o); put(a1.highHalf, row: r &+ 3, o)
+                put(a2.lowHalf, row: r &+ 4, o); put(a2.highHalf, row: r &+ 5, o)
+                put(a3.lowHalf, row: r &+ 6, o); put(a3.highHalf, row: r &+ 7, o)
             }
-            while o < outWidth {
-                let p0 = row + 12 &* Int(start[o]), w0 = wBase + o &* stride, n0 = Int(count[o])
-                var a0 = SIMD4<Float>.zero
+            r &+= 8
+        }
+        while r < rows {
+            let p0 = base + (rowLo &+ r) &* rowBytes
+            for o in 0..<outWidth {
+                let p = p0 + 12 &* Int(start[o]), n = Int(count[o]), wk = wBase + o &* stride
+                var a = SIMD4<Float>.zero
                 var k = 0
-                while k < n0 { a0 += px(p0, k) * w0[k]; k &+= 1 }
-                put(a0, o)
-                o &+= 1
+                while k < n { a += px(p, 12 &* k) * wk[k]; k &+= 1 }
+                put(a, row: r, o)
             }
+            r &+= 1
         }
     }
 
