@@ -111,16 +111,15 @@ public enum ViewKernels {
             let i6 = floorOf(h6)
             let f = h6 - i6
             let p = v * (1 - s), q = v * (1 - s * f), t = v * (1 - s * (1 - f))
-            // Each output is one of v, p, q, t by sector (sector 6, hh rounding up to 1, is sector
-            // 0 as `Int(i6) % 6` makes it): and/or on the masks, exact and fewer steps than selects.
-            let k0 = bits(i6 .== 0) | bits(i6 .== 6), k1 = bits(i6 .== 1), k2 = bits(i6 .== 2)
-            let k3 = bits(i6 .== 3), k4 = bits(i6 .== 4), k5 = bits(i6 .== 5)
-            let vb = bits(v), pb = bits(p), qb = bits(q), tb = bits(t)
-            let ro = (vb & (k0 | k5)) | (qb & k1) | (pb & (k2 | k3)) | (tb & k4)
-            let go = (tb & k0) | (vb & (k1 | k2)) | (qb & k3) | (pb & (k4 | k5))
-            let bo = (pb & (k0 | k1)) | (tb & k2) | (vb & (k3 | k4)) | (qb & k5)
+            // Each output is one of v, p, q, t by sector 0…5 (sector 6, hh rounding up to 1, is
+            // sector 0 as `Int(i6) % 6` makes it): blends on "sector ≥ k", exact selections.
+            let ge1 = i6 .>= 1, ge2 = i6 .>= 2, ge3 = i6 .>= 3, ge4 = i6 .>= 4, ge5 = i6 .>= 5, ge6 = i6 .>= 6
+            // r: v q p p t v (v);  g: t v v q p p (t);  b: p p t v v q (p).
+            let ro = select(ge5, v, select(ge4, t, select(ge2, p, select(ge1, q, v))))
+            let go = select(ge6, t, select(ge4, p, select(ge3, q, select(ge1, v, t))))
+            let bo = select(ge6, p, select(ge5, q, select(ge3, v, select(ge2, t, p))))
             // All of v, p, q, t lie in 0…1, so ×255 needs no clamp before the truncation.
-            store8(floorOf(float(ro) * 255), rp, i); store8(floorOf(float(go) * 255), gp, i); store8(floorOf(float(bo) * 255), bp, i)
+            store8(floorOf(ro * 255), rp, i); store8(floorOf(go * 255), gp, i); store8(floorOf(bo * 255), bp, i)
             i &+= 8
         }
     }
