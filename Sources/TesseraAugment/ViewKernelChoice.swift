@@ -5,7 +5,7 @@ import TesseraViewKernelsAVX2
 
 /// The loops of `ViewKernels`, which TesseraViewKernels (baseline x86-64) and TesseraViewKernelsAVX2
 /// (the same source built for Haswell-class CPUs, see Package.swift) both provide.
-protocol ViewKernelSet {
+protocol ViewKernelSet: Sendable {
     static func blend(_ p: UnsafeMutablePointer<Float>, count: Int, factor: Float, add: Float)
     static func graySum(_ r: UnsafeMutablePointer<Float>, _ g: UnsafeMutablePointer<Float>, _ b: UnsafeMutablePointer<Float>, count: Int) -> Float
     static func saturation(_ r: UnsafeMutablePointer<Float>, _ g: UnsafeMutablePointer<Float>, _ b: UnsafeMutablePointer<Float>,

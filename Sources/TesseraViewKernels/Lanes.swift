@@ -1,8 +1,7 @@
 // Eight-lane Float helpers for the view kernels (ViewKernels). Baseline x86-64 has SSE2 only: no
 // floor instruction, no blend, two registers per SIMD8 (the Haswell build, TESSERA_HASWELL_KERNELS,
-// has all three). These keep to adds,
-// compares and bitwise selects, and are `@_transparent` because LLVM otherwise declines to inline
-// them into the larger loops.
+// has all three). These keep to adds, compares and selects, and are `@_transparent` because LLVM
+// otherwise declines to inline them into the larger loops.
 
 @_transparent func load8(_ p: UnsafeMutablePointer<Float>, _ i: Int) -> SIMD8<Float> {
     UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self)
@@ -20,11 +19,6 @@
 /// Lane-wise max and min of non-NaN values.
 @_transparent func max8(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a.replacing(with: b, where: a .< b) }
 @_transparent func min8(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a.replacing(with: b, where: b .< a) }
-
-/// Lane bits, for and/or selection: a compare's lanes are all ones or all zeros.
-@_transparent func bits(_ m: SIMDMask<SIMD8<Int32>>) -> SIMD8<UInt32> { SIMD8<UInt32>(truncatingIfNeeded: m._storage) }
-@_transparent func bits(_ x: SIMD8<Float>) -> SIMD8<UInt32> { unsafeBitCast(x, to: SIMD8<UInt32>.self) }
-@_transparent func float(_ x: SIMD8<UInt32>) -> SIMD8<Float> { unsafeBitCast(x, to: SIMD8<Float>.self) }
 
 /// Floor of values in 0…2²³ (what a byte store truncates them to, when they are in range).
 @_transparent func floorOf(_ c: SIMD8<Float>) -> SIMD8<Float> {

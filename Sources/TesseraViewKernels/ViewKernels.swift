@@ -8,7 +8,7 @@
 // The planes hold whole numbers 0…255 (bytes kept as Float), each `count` rounded up to a multiple
 // of 8 with finite padding lanes that no result reads.
 
-public enum ViewKernels {
+public enum ViewKernels: Sendable {
     // MARK: Colour (torchvision semantics on uint8)
 
     /// blend with a constant: x ← trunc(clamp(f·x + add)) over `count` floats (a multiple of 8).
