@@ -7,12 +7,13 @@ let optimize: [SwiftSetting] = []
 
 // The view kernels (Sources/TesseraViewKernels: the colour, blur, resampling and normalization loops
 // on float planes) are built twice from the same files: TesseraViewKernels for baseline x86-64, and
-// TesseraViewKernelsAVX2, whose sources are symlinks to those files, with `-target-cpu haswell` (AVX2,
-// FMA, BMI2; ≈1.4× faster). TesseraAugment calls the Haswell build only when CPUID says the CPU has
-// every feature it may use (`tsr_cpu_haswell_features`, CDigest), so the binary still runs on older
-// x86-64; TESSERA_VIEW_KERNELS=baseline forces the baseline build. Both give the same bytes: the
-// kernels form no fused multiply-adds (tested in FusedViewsTests). On other architectures the second
-// build is a plain copy that is never chosen.
+// TesseraViewKernelsAVX2, whose sources are symlinks to those files, with `-target-cpu haswell`
+// (AVX2, FMA, BMI2; views ≈1.8× faster here) and TESSERA_HASWELL_KERNELS (floor as vroundps).
+// TesseraAugment calls the Haswell build only when CPUID says the CPU has every feature it may use
+// (`tsr_cpu_haswell_features`, CDigest), so the binary still runs on older x86-64;
+// TESSERA_VIEW_KERNELS=baseline forces the baseline build. Both give the same bytes: the kernels
+// form no fused multiply-adds (FusedViewsTests runs both). On other architectures the second build
+// is a plain copy that is never chosen.
 #if arch(x86_64)
 let haswell: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"]), .define("TESSERA_HASWELL_KERNELS")]
 #else
