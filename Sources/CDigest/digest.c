@@ -10,6 +10,7 @@ void tsr_sha256_final(tsr_sha256_ctx *ctx, uint8_t digest[32]) { SHA256_Final(di
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include <cpuid.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -175,7 +176,24 @@ uint32_t tsr_crc32c_hardware(uint32_t crc, const void *data, size_t len) {
     if (len >= 256 && tsr_crc32c_vpclmul_available()) return tsr_crc32c_vpclmul(crc, data, len);
     return tsr_crc32c_sse42(crc, data, len);
 }
+
+int tsr_cpu_haswell_features(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    // FMA, MOVBE, POPCNT, OSXSAVE, AVX, F16C.
+    const unsigned leaf1 = (1u << 12) | (1u << 22) | (1u << 23) | (1u << 27) | (1u << 28) | (1u << 29);
+    if ((c & leaf1) != leaf1) return 0;
+    unsigned xlo, xhi;
+    __asm__ volatile("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
+    if ((xlo & 6) != 6) return 0;   // the OS saves XMM and YMM registers
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    const unsigned leaf7 = (1u << 3) | (1u << 5) | (1u << 8);   // BMI1, AVX2, BMI2
+    if ((b & leaf7) != leaf7) return 0;
+    if (!__get_cpuid(0x80000001, &a, &b, &c, &d)) return 0;
+    return (c & (1u << 5)) ? 1 : 0;   // LZCNT
+}
 #else
+int tsr_cpu_haswell_features(void) { return 0; }
 int tsr_crc32c_hardware_available(void) { return 0; }
 int tsr_crc32c_vpclmul_available(void) { return 0; }
 uint32_t tsr_crc32c_hardware(uint32_t crc, const void *data, size_t len) { (void) data; (void) len; return crc; }

@@ -113,80 +113,31 @@ public enum Resample {
         canvas.reshape(width: outWidth, height: outHeight)
         let planeLen = rows * outWidth
         let mid = canvas.scratch(max(1, 3 * planeLen))
+        let kernels = canvas.kernels
         source.rgb.withUnsafeBufferPointer { src in
             // Weights broadcast to all four lanes ahead of the loop: one load per tap instead of a
             // load and a shuffle, for every row.
             cx.weights.map { SIMD4<Float>(repeating: $0) }.withUnsafeBufferPointer { w in
                 cx.start.withUnsafeBufferPointer { start in
                     cx.count.withUnsafeBufferPointer { count in
-                        // Pointer steps and wrapping index arithmetic: the offsets are bounded by the
-                        // coefficients (inside the source), and checked adds dominated this loop.
-                        let base = UnsafeRawPointer(src.baseAddress!), wBase = w.baseAddress!
-                        for r in 0..<rows {
-                            let row = base + 12 &* ((rowLo &+ r) &* source.width)
-                            let m = mid + r &* outWidth
-                            // Two outputs at a time: two independent add chains instead of one
-                            // waiting on the previous tap (each output still sums in tap order).
-                            var o = 0
-                            while o < outWidth {
-                                let o1 = min(o &+ 1, outWidth &- 1)
-                                let px0 = row + 12 &* Int(start[o]), w0 = wBase + o &* cx.maxCount, n0 = Int(count[o])
-                                let px1 = row + 12 &* Int(start[o1]), w1 = wBase + o1 &* cx.maxCount, n1 = Int(count[o1])
-                                var a0 = SIMD4<Float>.zero, a1 = SIMD4<Float>.zero
-                                var k = 0
-                                while k < min(n0, n1) {
-                                    a0 += px0.loadUnaligned(fromByteOffset: 12 &* k, as: SIMD4<Float>.self) * w0[k]
-                                    a1 += px1.loadUnaligned(fromByteOffset: 12 &* k, as: SIMD4<Float>.self) * w1[k]
-                                    k &+= 1
-                                }
-                                var k0 = k
-                                while k0 < n0 { a0 += px0.loadUnaligned(fromByteOffset: 12 &* k0, as: SIMD4<Float>.self) * w0[k0]; k0 &+= 1 }
-                                while k < n1 { a1 += px1.loadUnaligned(fromByteOffset: 12 &* k, as: SIMD4<Float>.self) * w1[k]; k &+= 1 }
-                                let d0 = mirrored ? outWidth &- 1 &- o : o, d1 = mirrored ? outWidth &- 1 &- o1 : o1
-                                m[d0] = a0.x; m[planeLen &+ d0] = a0.y; m[2 &* planeLen &+ d0] = a0.z
-                                m[d1] = a1.x; m[planeLen &+ d1] = a1.y; m[2 &* planeLen &+ d1] = a1.z
-                                o &+= 2
-                            }
-                        }
+                        kernels.resampleRows(src.baseAddress!, srcWidth: source.width, rowLo: rowLo, rows: rows,
+                                             start: start.baseAddress!, count: count.baseAddress!, weights: w.baseAddress!,
+                                             stride: cx.maxCount, outWidth: outWidth, mirrored: mirrored, into: mid, planeLen: planeLen)
                     }
                 }
             }
         }
-        let whole = outWidth & ~7
         cy.weights.withUnsafeBufferPointer { w in
-            for c in 0..<3 {
-                let mp = mid + c * planeLen, dp = canvas.plane(c)
-                // Whole rows at a time: contiguous, eight columns per step.
-                for o in 0..<outHeight {
-                    let s = Int(cy.start[o]) - rowLo, n = Int(cy.count[o]), wo = o * cy.maxCount
-                    let d = dp + o * outWidth
-                    let src = mp + s * outWidth, wk = w.baseAddress! + wo
-                    var x = 0
-                    while x &+ 16 <= whole {
-                        var a0 = SIMD8<Float>(repeating: 0.5), a1 = a0
-                        var k = 0
-                        while k < n {
-                            let q = src + k &* outWidth
-                            a0 += load8(q, x) * wk[k]; a1 += load8(q, x &+ 8) * wk[k]
-                            k &+= 1
-                        }
-                        store8(byteValue(a0), d, x); store8(byteValue(a1), d, x &+ 8)
-                        x &+= 16
-                    }
-                    while x < whole {
-                        var acc = SIMD8<Float>(repeating: 0.5)
-                        for k in 0..<n { acc += load8(src + k &* outWidth, x) * wk[k] }
-                        store8(byteValue(acc), d, x)
-                        x &+= 8
-                    }
-                    while x < outWidth {
-                        var acc: Float = 0.5
-                        for k in 0..<n { acc += mp[(s + k) * outWidth + x] * w[wo + k] }
-                        d[x] = byteValue(acc)
-                        x += 1
+            cy.start.withUnsafeBufferPointer { start in
+                cy.count.withUnsafeBufferPointer { count in
+                    for c in 0..<3 {
+                        kernels.resampleColumns(mid + c * planeLen, rowLo: rowLo, start: start.baseAddress!, count: count.baseAddress!,
+                                                weights: w.baseAddress!, stride: cy.maxCount, outWidth: outWidth, outHeight: outHeight,
+                                                into: canvas.plane(c))
                     }
                 }
             }
         }
+
     }
 }

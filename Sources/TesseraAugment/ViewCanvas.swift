@@ -19,8 +19,11 @@ final class ViewCanvas {
     private var capacity = 0
     private var temp: UnsafeMutablePointer<Float>
     private var tempCapacity = 0
+    /// The build of the loops this canvas runs (both give the same bytes).
+    var kernels: any ViewKernelSet.Type
 
-    init() {
+    init(kernels: any ViewKernelSet.Type = ViewKernelChoice.preferred) {
+        self.kernels = kernels
         planes = .allocate(capacity: 8)
         spare = .allocate(capacity: 8)
         temp = .allocate(capacity: 8)
@@ -97,14 +100,9 @@ final class ViewCanvas {
     /// Float32 planar CHW of (v/255 − mean)/std into `out` (3 × width × height floats), computed as
     /// `PixelOps.normalize` does, so the values are identical.
     func normalize(mean: [Float], std: [Float], into out: UnsafeMutablePointer<Float>) {
-        let n = pixelCount, whole = n & ~7
+        let n = pixelCount
         for c in 0..<3 {
-            let scale = 1 / (255 * std[c]), shift = mean[c] / std[c]
-            let src = plane(c), dst = out + c * n
-            let s8 = SIMD8<Float>(repeating: scale), h8 = SIMD8<Float>(repeating: shift)
-            var i = 0
-            while i < whole { store8(load8(src, i) * s8 - h8, dst, i); i += 8 }
-            while i < n { dst[i] = src[i] * scale - shift; i += 1 }
+            kernels.normalize(plane(c), into: out + c * n, count: n, scale: 1 / (255 * std[c]), shift: mean[c] / std[c])
         }
     }
 }

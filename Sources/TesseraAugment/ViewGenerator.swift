@@ -46,8 +46,12 @@ public struct ViewGenerator: Sendable {
 
     /// All views of a tile, in recipe order (group by group).
     public func views(of tile: RGBImage, sample: Int, epoch: Int) -> [RGBImage] {
+        views(of: tile, sample: sample, epoch: epoch, kernels: ViewKernelChoice.preferred)
+    }
+
+    func views(of tile: RGBImage, sample: Int, epoch: Int, kernels: any ViewKernelSet.Type) -> [RGBImage] {
         let source = Resample.Source(stained(tile, sample: sample, epoch: epoch))
-        let canvas = ViewCanvas()
+        let canvas = ViewCanvas(kernels: kernels)
         var out: [RGBImage] = []
         var index = 0
         for group in recipe.crops {

@@ -3,6 +3,7 @@ import TesseraCore
 import TesseraSlide
 @testable import TesseraAugment
 @testable import TesseraPipeline
+@testable import TesseraViewKernels
 import TesseraTestSupport
 import XCTest
 
@@ -22,8 +23,12 @@ final class FusedViewsTests: XCTestCase {
         return try paths.map { try ImageDecoder.readRGB(path: $0) }
     }
 
-    func canvas(_ im: RGBImage) -> ViewCanvas {
-        let c = ViewCanvas()
+    /// The builds of the view kernels this CPU can run: baseline, and Haswell where supported.
+    static let kernelSets: [(name: String, kernels: any ViewKernelSet.Type)] =
+        [("baseline", ViewKernelChoice.baseline)] + (ViewKernelChoice.haswellSupported ? [("haswell", ViewKernelChoice.haswell)] : [])
+
+    func canvas(_ im: RGBImage, _ kernels: any ViewKernelSet.Type = ViewKernelChoice.preferred) -> ViewCanvas {
+        let c = ViewCanvas(kernels: kernels)
         c.load(im)
         return c
     }
@@ -44,13 +49,14 @@ final class FusedViewsTests: XCTestCase {
 
     func testCanvasOperationsEqualPixelOps() throws {
         for full in try Self.tiles() {
+          for (kname, kernels) in Self.kernelSets {
             // A size that is not a whole number of SIMD vectors, and a square one.
             for t in [full.crop(x: 3, y: 5, width: 97, height: 61), full.crop(x: 0, y: 0, width: 96, height: 96)] {
                 func check(_ name: String, _ op: (ViewCanvas) -> Void, _ ref: (RGBImage) -> RGBImage) {
-                    let c = canvas(t)
+                    let c = canvas(t, kernels)
                     op(c)
                     let d = Self.difference(c.image(), ref(t))
-                    XCTAssertEqual(d.count, 0, "\(name) on \(t.width)×\(t.height): max |Δ| \(d.max)")
+                    XCTAssertEqual(d.count, 0, "\(kname) \(name) on \(t.width)×\(t.height): max |Δ| \(d.max)")
                 }
                 for f: Float in [0, 0.37, 0.6, 1, 1.35, 1.8] {
                     check("brightness \(f)", { $0.brightness(f) }, { PixelOps.brightness($0, f) })
@@ -71,9 +77,10 @@ final class FusedViewsTests: XCTestCase {
                 var fast: [Float] = [], plain: [Float] = []
                 PixelOps.normalize(t, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], into: &plain)
                 fast = [Float](repeating: .nan, count: plain.count)
-                canvas(t).normalize(mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], into: &fast)
-                XCTAssertEqual(fast, plain, "normalize")
+                canvas(t, kernels).normalize(mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], into: &fast)
+                XCTAssertEqual(fast, plain, "\(kname) normalize")
             }
+          }
         }
     }
 
@@ -83,25 +90,69 @@ final class FusedViewsTests: XCTestCase {
             // A crop and a whole PBC image, whose grey sum passes 2²⁴ (contrast's mean then rounds).
             for t in [full.crop(x: 7, y: 2, width: 201, height: 173), full] {
                 for _ in 0..<2 {
-                    let c = canvas(t)
-                    var ref = t
                     var ops = [0, 1, 2, 3, 4, 5, 6]
                     for i in stride(from: 6, to: 0, by: -1) { ops.swapAt(i, Int(g.next() % UInt64(i + 1))) }
-                    for op in ops {
-                        let f = Float(0.2 + Double(g.next() >> 11) * 0x1p-53 * 1.6)
+                    let factors = ops.map { _ in Float(0.2 + Double(g.next() >> 11) * 0x1p-53 * 1.6) }
+                    var ref = t
+                    for (op, f) in zip(ops, factors) {
                         switch op {
-                        case 0: c.brightness(f); ref = PixelOps.brightness(ref, f)
-                        case 1: c.contrast(f); ref = PixelOps.contrast(ref, f)
-                        case 2: c.saturation(f); ref = PixelOps.saturation(ref, f)
-                        case 3: c.hue(f - 1); ref = PixelOps.hue(ref, f - 1)
-                        case 4: c.gaussianBlur(sigma: Double(f)); ref = PixelOps.gaussianBlur(ref, sigma: Double(f))
-                        case 5: c.grayscale(); ref = PixelOps.grayscale(ref)
-                        default: c.solarize(); ref = PixelOps.solarize(ref)
+                        case 0: ref = PixelOps.brightness(ref, f)
+                        case 1: ref = PixelOps.contrast(ref, f)
+                        case 2: ref = PixelOps.saturation(ref, f)
+                        case 3: ref = PixelOps.hue(ref, f - 1)
+                        case 4: ref = PixelOps.gaussianBlur(ref, sigma: Double(f))
+                        case 5: ref = PixelOps.grayscale(ref)
+                        default: ref = PixelOps.solarize(ref)
                         }
                     }
-                    let d = Self.difference(c.image(), ref)
-                    XCTAssertEqual(d.count, 0, "ops \(ops) on \(t.width)×\(t.height): max |Δ| \(d.max)")
+                    for (kname, kernels) in Self.kernelSets {
+                        let c = canvas(t, kernels)
+                        for (op, f) in zip(ops, factors) {
+                            switch op {
+                            case 0: c.brightness(f)
+                            case 1: c.contrast(f)
+                            case 2: c.saturation(f)
+                            case 3: c.hue(f - 1)
+                            case 4: c.gaussianBlur(sigma: Double(f))
+                            case 5: c.grayscale()
+                            default: c.solarize()
+                            }
+                        }
+                        let d = Self.difference(c.image(), ref)
+                        XCTAssertEqual(d.count, 0, "\(kname) ops \(ops) on \(t.width)×\(t.height): max |Δ| \(d.max)")
+                    }
                 }
+            }
+        }
+    }
+
+    /// The kernels' x/255 (two multiplies and an add) is the division's result for every byte.
+    func testOver255IsTheQuotientForEveryByte() {
+        let x = SIMD8<Float>(0, 1, 2, 3, 4, 5, 6, 7)
+        for base in stride(from: 0, to: 256, by: 8) {
+            let v = x + Float(base)
+            let ours = ViewKernels.over255(v), quotient = v / 255
+            for l in 0..<8 { XCTAssertEqual(ours[l].bitPattern, quotient[l].bitPattern, "\(v[l])/255") }
+        }
+    }
+
+    /// The hue kernel (both builds) against `PixelOps.hue` on a wide sample of all colours: every
+    /// red and green level with every 17th blue level, at shifts that wrap both ways. (All 2²⁴
+    /// colours at ten shifts passed too, in a release build with testing enabled; in a debug build
+    /// that takes minutes.)
+    func testHueKernelEqualsPixelOpsOnAllColours() {
+        let blues = Array(stride(from: 0, through: 255, by: 17))
+        var px: [UInt8] = []
+        px.reserveCapacity(256 * 256 * blues.count * 3)
+        for b in blues { for g in 0..<256 { for r in 0..<256 { px += [UInt8(r), UInt8(g), UInt8(b)] } } }
+        let im = RGBImage(width: 256 * 256, height: blues.count, pixels: px)
+        for h: Float in [-0.1234, 0.5] {
+            let ref = PixelOps.hue(im, h)
+            for (kname, kernels) in Self.kernelSets {
+                let c = canvas(im, kernels)
+                c.hue(h)
+                let d = Self.difference(c.image(), ref)
+                XCTAssertEqual(d.count, 0, "\(kname) hue \(h): max |Δ| \(d.max)")
             }
         }
     }
@@ -126,11 +177,13 @@ final class FusedViewsTests: XCTestCase {
                 do {
                     let epoch = s % 2
                     let expected = ReferenceViews.views(gen, of: t, sample: s, epoch: epoch)
-                    let ours = gen.views(of: t, sample: s, epoch: epoch)
-                    XCTAssertEqual(ours.count, expected.count)
-                    for (v, (a, b)) in zip(ours, expected).enumerated() {
-                        let d = Self.difference(a, b)
-                        XCTAssertEqual(d.count, 0, "\(name) sample \(s) epoch \(epoch) view \(v): max |Δ| \(d.max)")
+                    for (kname, kernels) in Self.kernelSets {
+                        let ours = gen.views(of: t, sample: s, epoch: epoch, kernels: kernels)
+                        XCTAssertEqual(ours.count, expected.count)
+                        for (v, (a, b)) in zip(ours, expected).enumerated() {
+                            let d = Self.difference(a, b)
+                            XCTAssertEqual(d.count, 0, "\(kname) \(name) sample \(s) epoch \(epoch) view \(v): max |Δ| \(d.max)")
+                        }
                     }
                     if epoch == 0 {
                         let tensors = gen.tensors(of: t, sample: s, epoch: epoch)

@@ -28,4 +28,8 @@ int tsr_crc32c_vpclmul_available(void);
 /// `tsr_crc32c_vpclmul_available()`).
 uint32_t tsr_crc32c_sse42(uint32_t crc, const void *data, size_t len);
 uint32_t tsr_crc32c_vpclmul(uint32_t crc, const void *data, size_t len);
+/// 1 when the CPU and OS support everything `-target-cpu haswell` code may use (AVX and AVX2 with
+/// the OS saving YMM state, FMA, BMI1, BMI2, F16C, MOVBE, LZCNT, POPCNT), else 0. TesseraAugment
+/// uses it to choose between the baseline and the Haswell build of its view kernels.
+int tsr_cpu_haswell_features(void);
 #endif

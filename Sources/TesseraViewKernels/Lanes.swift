@@ -1,7 +1,7 @@
-// Eight-lane Float helpers for the view kernels (ViewCanvas, CanvasOps, Resample). Baseline x86-64
-// has SSE2 only: no floor instruction, no blend, two registers per SIMD8. These keep to adds,
-// compares and bitwise selects, and are `@_transparent` because LLVM otherwise declines to inline
-// them into the larger loops.
+// Eight-lane Float helpers for the view kernels (ViewKernels). Baseline x86-64 has SSE2 only: no
+// floor instruction, no blend, two registers per SIMD8 (the Haswell build, TESSERA_HASWELL_KERNELS,
+// has all three). These keep to adds, compares and selects, and are `@_transparent` because LLVM
+// otherwise declines to inline them into the larger loops.
 
 @_transparent func load8(_ p: UnsafeMutablePointer<Float>, _ i: Int) -> SIMD8<Float> {
     UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self)
@@ -20,16 +20,16 @@
 @_transparent func max8(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a.replacing(with: b, where: a .< b) }
 @_transparent func min8(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a.replacing(with: b, where: b .< a) }
 
-/// Lane bits, for and/or selection: a compare's lanes are all ones or all zeros.
-@_transparent func bits(_ m: SIMDMask<SIMD8<Int32>>) -> SIMD8<UInt32> { SIMD8<UInt32>(truncatingIfNeeded: m._storage) }
-@_transparent func bits(_ x: SIMD8<Float>) -> SIMD8<UInt32> { unsafeBitCast(x, to: SIMD8<UInt32>.self) }
-@_transparent func float(_ x: SIMD8<UInt32>) -> SIMD8<Float> { unsafeBitCast(x, to: SIMD8<Float>.self) }
-
 /// Floor of values in 0…2²³ (what a byte store truncates them to, when they are in range).
 @_transparent func floorOf(_ c: SIMD8<Float>) -> SIMD8<Float> {
+#if TESSERA_HASWELL_KERNELS
+    // One vroundps (SSE4.1 and later); the same value as below for every input in range.
+    return c.rounded(.down)
+#else
     // Adding 2²³ leaves no fraction bits: round to nearest, then step down where that rounded up.
     let r = (c + 0x1p23) - 0x1p23
     return r.replacing(with: r - 1, where: r .> c)
+#endif
 }
 
 /// What storing to a byte and reading back does to a float (clamp to 0…255, truncate), with adds
