@@ -95,6 +95,34 @@ extension PipelineFile {
     static let maxBytes = 1 << 20
     /// Most nodes the YAML may expand to (aliases count once per use).
     static let maxNodes = 100_000
+    static let maxNesting = 200
+
+    /// An upper bound on the YAML's nesting depth from its text alone, without parsing: per line the
+    /// indentation, the compact `- ` / `? ` markers that open a level each, and the open flow brackets
+    /// (counted outside comments, inside quotes too: over-counting only makes the bound looser).
+    static func nestingBound(_ text: String) -> Int {
+        var worst = 0, flow = 0
+        var atLineStart = true, indent = 0, previous: UInt8 = 10
+        var inComment = false
+        for byte in text.utf8 {
+            if byte == 10 { atLineStart = true; indent = 0; inComment = false; previous = byte; continue }
+            if inComment { previous = byte; continue }
+            if atLineStart {
+                if byte == 32 || byte == 9 { indent += 1; previous = byte; continue }
+                if byte == UInt8(ascii: "-") || byte == UInt8(ascii: "?") { indent += 1; previous = byte; continue }
+                atLineStart = false
+            }
+            switch byte {
+            case UInt8(ascii: "#") where previous == 32 || previous == 9 || previous == 10: inComment = true
+            case UInt8(ascii: "["), UInt8(ascii: "{"): flow += 1
+            case UInt8(ascii: "]"), UInt8(ascii: "}"): flow = max(0, flow - 1)
+            default: break
+            }
+            worst = max(worst, indent + flow)
+            previous = byte
+        }
+        return max(worst, indent + flow)
+    }
 
     /// Refuses YAML that Yams' untyped loader would trap on — a list or mapping used as a mapping key
     /// (found by fuzzing: `? a: b` crashed the process) — and YAML that expands without bound through
@@ -103,6 +131,13 @@ extension PipelineFile {
         guard text.utf8.count <= maxBytes else {
             throw TesseraError(.invalidConfig, path: path, "is \(text.utf8.count) bytes, more than a pipeline file's limit of \(maxBytes)",
                                hint: "a pipeline file holds settings only; list large inputs in a file and name it")
+        }
+        // Yams builds its tree recursively: 1,800 nested `{` overflowed the stack (found by fuzzing),
+        // before the tree could be checked. Bound the nesting on the text first.
+        let nesting = nestingBound(text)
+        if nesting > maxNesting {
+            throw TesseraError(.invalidConfig, path: path, "is nested too deeply (up to \(nesting) levels; the limit is \(maxNesting))",
+                               hint: "a pipeline file needs a handful of levels: check for unbalanced brackets or runaway indentation")
         }
         guard let root = try Yams.compose(yaml: text) else { return }
         var budget = maxNodes

@@ -64,6 +64,11 @@ final class ConfigErrorTests: XCTestCase {
             Case(name: "billion laughs", args: ["run", file("laughs.yaml", "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
                      + (1...8).map { "l\($0): &l\($0) [" + Array(repeating: $0 == 1 ? "*a" : "*l\($0 - 1)", count: 10).joined(separator: ", ") + "]" }.joined(separator: "\n") + "\n")],
                  expect: ["laughs.yaml", "expands to more than"]),
+            // Found by scripts/fuzz: 1,800 nested `{` overflowed the stack inside Yams.
+            Case(name: "deep nesting", args: ["run", file("deep.yaml", "views:\n  crops: " + String(repeating: "{", count: 100_000) + "\n")],
+                 expect: ["deep.yaml", "nested too deeply"]),
+            Case(name: "deep indentation", args: ["run", file("indent.yaml", (0..<300).map { String(repeating: " ", count: $0) + "k\($0):" }.joined(separator: "\n") + " 1\n")],
+                 expect: ["indent.yaml", "nested too deeply"]),
             Case(name: "unknown key", args: ["tile", img, "-o", out, "--config", file("typo.yaml", "tile:\n  tile_sise: 256\n")], expect: ["tile_sise"]),
             Case(name: "wrong type", args: ["tile", img, "-o", out, "--config", file("type.yaml", "tile:\n  tile_size: big\n")], expect: ["tile_size"]),
             Case(name: "negative tile size", args: ["tile", img, "-o", out, "--tile-size=-256"], expect: ["tile-size"]),
