@@ -74,7 +74,7 @@ def albumentations_rate(name, procs, decode=True):
 
 def tessera_rate(name, workers):
     r = json.loads(subprocess.run([a.tessera, "views", a.dataset, "--recipe", name, "--benchmark", "--workers", str(workers),
-                                   "--batch-size", "16"], check=True, capture_output=True, text=True,
+                                   "--batch-size", "16", "--min-seconds", str(a.seconds)], check=True, capture_output=True, text=True,
                                   cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))).stdout)
     return r["samples"] / r["seconds"], r["samples"] / r["cpu_seconds"], r["samples"]
 

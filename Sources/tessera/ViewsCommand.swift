@@ -39,6 +39,8 @@ struct ViewsCommand: ParsableCommand {
     var batchSize = 64
     @Option(help: "With --benchmark: stop after this many samples (0 = the whole epoch).")
     var limit = 0
+    @Option(name: .customLong("min-seconds"), help: "With --benchmark: run further epochs until this many seconds have passed (steady state, as a training run sees it).")
+    var minSeconds = 0.0
 
     func run() throws {
         do {
@@ -56,17 +58,20 @@ struct ViewsCommand: ParsableCommand {
             }
             if benchmark {
                 let w = workers ?? max(1, ProcessInfo.processInfo.activeProcessorCount)
-                let loader = try ViewsRun.loader(dataset: dataset, recipe: r, seed: seed, epoch: 0, batchSize: batchSize, workers: w)
                 let cpu0 = CPUClock.processSeconds()
                 let start = Date()
-                var samples = 0
-                while let b = try loader.next() {
-                    samples += b.samples.count
-                    if limit > 0 && samples >= limit { break }
-                }
+                var samples = 0, epoch = 0
+                repeat {
+                    let loader = try ViewsRun.loader(dataset: dataset, recipe: r, seed: seed, epoch: epoch, batchSize: batchSize, workers: w)
+                    while let b = try loader.next() {
+                        samples += b.samples.count
+                        if limit > 0 && samples >= limit { break }
+                    }
+                    epoch += 1
+                } while Date().timeIntervalSince(start) < minSeconds && !(limit > 0 && samples >= limit)
                 let wall = Date().timeIntervalSince(start)
                 let cpu = CPUClock.processSeconds() - cpu0
-                print("{\"samples\": \(samples), \"seconds\": \(wall), \"cpu_seconds\": \(cpu), \"workers\": \(w), \"views\": \(r.viewCount)}")
+                print("{\"samples\": \(samples), \"epochs\": \(epoch), \"seconds\": \(wall), \"cpu_seconds\": \(cpu), \"workers\": \(w), \"views\": \(r.viewCount)}")
                 Foundation.exit(0)
             }
             var o = ViewsRun.Options()
