@@ -152,7 +152,8 @@ public enum TrainRun {
 
     /// The log rows of steps before `step` (a resumed run redoes the rest).
     static func readLog(_ dir: String, upTo step: Int) -> [String] {
-        guard let text = try? String(contentsOfFile: dir + "/train-log.csv", encoding: .utf8) else { return [] }
+        guard let data = AtomicFile.read(dir + "/train-log.csv") else { return [] }
+        let text = String(decoding: data, as: UTF8.self)
         var out: [String] = []
         for line in text.split(separator: "\n") {
             if line.hasPrefix("step,") { out.append(String(line)); continue }

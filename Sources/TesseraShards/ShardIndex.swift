@@ -1,4 +1,5 @@
 import Foundation
+import TesseraCore
 
 /// Summary of one completed shard: its file name, sample count, exact byte size and SHA-256 (lowercase hex)
 /// of the whole tar file as it sits on disk.
@@ -64,7 +65,9 @@ public struct ShardIndex: Codable, Sendable, Equatable {
     }
 
     public static func load(from url: URL) throws -> ShardIndex {
-        try decode(Data(contentsOf: url))
+        // POSIX read: Foundation's file readers leak their buffer on some paths (an empty file).
+        guard let data = AtomicFile.read(url.path) else { throw AtomicFile.ioError(path: url.path, "cannot read the shard index") }
+        return try decode(data)
     }
 
     /// `shard-000001.tar` -> `shard-000001.idx`.
