@@ -218,40 +218,52 @@ public enum ViewKernels: Sendable {
         // Vertical, back into the plane: 0.5 then the taps in order, truncated.
         for y in 0..<h {
             for t in 0..<taps { rows[t] = mid + reflect(y + t - radius, h) * w }
-            let d = p + y * w
-            var x = 0
-            while x &+ 32 <= whole {
-                var a0 = SIMD8<Float>(repeating: 0.5), a1 = a0, a2 = a0, a3 = a0
-                var t = 0
-                while t < taps {
-                    let kt = k[t], q = rows[t] + x
-                    a0 += load8(q, 0) * kt; a1 += load8(q, 8) * kt; a2 += load8(q, 16) * kt; a3 += load8(q, 24) * kt
-                    t &+= 1
-                }
-                store8(byteValue(a0), d, x); store8(byteValue(a1), d, x &+ 8)
-                store8(byteValue(a2), d, x &+ 16); store8(byteValue(a3), d, x &+ 24)
-                x &+= 32
+            weightedRows(taps: taps, width: w, rows: rows, weights: k, into: p + y * w)
+        }
+    }
+
+    /// One output row of a vertical pass: per column 0.5 plus, in tap order, rows[t][x] · weights[t],
+    /// truncated to a byte value; 32 columns at a time in four independent add chains (each column
+    /// still sums in tap order, so the bytes do not depend on the chunking).
+    @inline(__always) static func weightedRows(taps n: Int, width: Int, rows: UnsafePointer<UnsafeMutablePointer<Float>>,
+                                               weights: UnsafePointer<Float>, into d: UnsafeMutablePointer<Float>) {
+        let whole = width & ~7
+        var x = 0
+        while x &+ 32 <= whole {
+            var a0 = SIMD8<Float>(repeating: 0.5), a1 = a0, a2 = a0, a3 = a0
+            var t = 0
+            while t < n {
+                let q = rows[t] + x, wt = weights[t]
+                a0 += load8(q, 0) * wt; a1 += load8(q, 8) * wt; a2 += load8(q, 16) * wt; a3 += load8(q, 24) * wt
+                t &+= 1
             }
-            while x &+ 16 <= whole {
-                var a0 = SIMD8<Float>(repeating: 0.5), a1 = a0
-                var t = 0
-                while t < taps { a0 += load8(rows[t], x) * k[t]; a1 += load8(rows[t], x &+ 8) * k[t]; t &+= 1 }
-                store8(byteValue(a0), d, x); store8(byteValue(a1), d, x &+ 8)
-                x &+= 16
+            store8(byteValue(a0), d, x); store8(byteValue(a1), d, x &+ 8)
+            store8(byteValue(a2), d, x &+ 16); store8(byteValue(a3), d, x &+ 24)
+            x &+= 32
+        }
+        while x &+ 16 <= whole {
+            var a0 = SIMD8<Float>(repeating: 0.5), a1 = a0
+            var t = 0
+            while t < n {
+                let q = rows[t], wt = weights[t]
+                a0 += load8(q, x) * wt; a1 += load8(q, x &+ 8) * wt
+                t &+= 1
             }
-            while x < whole {
-                var acc = SIMD8<Float>(repeating: 0.5)
-                var t = 0
-                while t < taps { acc += load8(rows[t], x) * k[t]; t &+= 1 }
-                store8(byteValue(acc), d, x)
-                x &+= 8
-            }
-            while x < w {
-                var acc: Float = 0.5
-                for t in 0..<taps { acc += rows[t][x] * k[t] }
-                d[x] = byteValue(acc)
-                x += 1
-            }
+            store8(byteValue(a0), d, x); store8(byteValue(a1), d, x &+ 8)
+            x &+= 16
+        }
+        while x < whole {
+            var acc = SIMD8<Float>(repeating: 0.5)
+            var t = 0
+            while t < n { acc += load8(rows[t], x) * weights[t]; t &+= 1 }
+            store8(byteValue(acc), d, x)
+            x &+= 8
+        }
+        while x < width {
+            var acc: Float = 0.5
+            for t in 0..<n { acc += rows[t][x] * weights[t] }
+            d[x] = byteValue(acc)
+            x += 1
         }
     }
 
@@ -319,49 +331,14 @@ public enum ViewKernels: Sendable {
     public static func resampleColumns(_ mid: UnsafePointer<Float>, rowLo: Int, start: UnsafePointer<Int32>, count: UnsafePointer<Int32>,
                                        weights w: UnsafePointer<Float>, stride: Int, outWidth: Int, outHeight: Int,
                                        into dp: UnsafeMutablePointer<Float>) {
-        let whole = outWidth & ~7
         let mp = UnsafeMutablePointer(mutating: mid)
+        let rows = UnsafeMutablePointer<UnsafeMutablePointer<Float>>.allocate(capacity: max(1, stride))
+        defer { rows.deallocate() }
         // Whole rows at a time: contiguous, eight columns per step.
         for o in 0..<outHeight {
             let s = Int(start[o]) - rowLo, n = Int(count[o])
-            let d = dp + o * outWidth
-            let src = mp + s * outWidth, wk = w + o * stride
-            var x = 0
-            while x &+ 32 <= whole {
-                var a0 = SIMD8<Float>(repeating: 0.5), a1 = a0, a2 = a0, a3 = a0
-                var k = 0
-                while k < n {
-                    let q = src + (k &* outWidth &+ x), wt = wk[k]
-                    a0 += load8(q, 0) * wt; a1 += load8(q, 8) * wt; a2 += load8(q, 16) * wt; a3 += load8(q, 24) * wt
-                    k &+= 1
-                }
-                store8(byteValue(a0), d, x); store8(byteValue(a1), d, x &+ 8)
-                store8(byteValue(a2), d, x &+ 16); store8(byteValue(a3), d, x &+ 24)
-                x &+= 32
-            }
-            while x &+ 16 <= whole {
-                var a0 = SIMD8<Float>(repeating: 0.5), a1 = a0
-                var k = 0
-                while k < n {
-                    let q = src + k &* outWidth
-                    a0 += load8(q, x) * wk[k]; a1 += load8(q, x &+ 8) * wk[k]
-                    k &+= 1
-                }
-                store8(byteValue(a0), d, x); store8(byteValue(a1), d, x &+ 8)
-                x &+= 16
-            }
-            while x < whole {
-                var acc = SIMD8<Float>(repeating: 0.5)
-                for k in 0..<n { acc += load8(src + k &* outWidth, x) * wk[k] }
-                store8(byteValue(acc), d, x)
-                x &+= 8
-            }
-            while x < outWidth {
-                var acc: Float = 0.5
-                for k in 0..<n { acc += src[k * outWidth + x] * wk[k] }
-                d[x] = byteValue(acc)
-                x += 1
-            }
+            for k in 0..<n { rows[k] = mp + (s + k) * outWidth }
+            weightedRows(taps: n, width: outWidth, rows: rows, weights: w + o * stride, into: dp + o * outWidth)
         }
     }
 }
