@@ -55,4 +55,28 @@ final class OpenCVLabTests: XCTestCase {
         }
         XCTAssertEqual(SHA256.hexDigest(of: out), "fe94a44a1fb178c1b5041a43095c4d99f4d37fb7b32258da356d8bd63bba9b0d")
     }
+
+    /// The statistics gathered inside the conversion loop (unrolled by four, 32-bit lane sums over
+    /// blocks of 2¹⁵ pixels) equal those of the codes written, at lengths around those boundaries.
+    func testFusedStatisticsAtEveryLength() {
+        var rng = SystemRandomNumberGenerator()
+        for n in [1, 2, 3, 4, 5, 7, 8, 9, 1000, 32766, 32767, 32768, 32769, 32770, 65535, 65536, 65537, 98307] {
+            let src = (0..<(3 * n)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            var lab = [UInt8](repeating: 0, count: 3 * n), reference = lab
+            var fused = OpenCVLab8.Statistics(), separate = OpenCVLab8.Statistics()
+            src.withUnsafeBufferPointer { s in
+                lab.withUnsafeMutableBufferPointer { OpenCVLab8.shared.labImage(s, into: $0, statistics: &fused) }
+                reference.withUnsafeMutableBufferPointer { OpenCVLab8.shared.labImage(s, into: $0) }
+            }
+            XCTAssertEqual(lab, reference, "n = \(n)")
+            for i in 0..<n {
+                XCTAssertEqual(SIMD3(lab[3 * i], lab[3 * i + 1], lab[3 * i + 2]), OpenCVLab8.shared.lab(src[3 * i], src[3 * i + 1], src[3 * i + 2]))
+            }
+            reference.withUnsafeBufferPointer { OpenCVLab8.gather($0, into: &separate) }
+            XCTAssertEqual(fused.count, n)
+            XCTAssertEqual(fused.lightnessCounts, separate.lightnessCounts, "n = \(n)")
+            XCTAssertEqual([fused.aSum, fused.aSquares, fused.bSum, fused.bSquares],
+                           [separate.aSum, separate.aSquares, separate.bSum, separate.bSquares], "n = \(n)")
+        }
+    }
 }
