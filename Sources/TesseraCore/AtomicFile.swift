@@ -26,14 +26,31 @@ public enum AtomicFile {
         guard rename(tmp, path) == 0 else { let e = ioError(path: path, "cannot rename into place"); unlink(tmp); throw e }
     }
 
-    /// The whole regular file, or nil when it cannot be read. (FileManager.contents leaked its
-    /// buffer when the caller threw afterwards, as the fuzzer found.)
-    public static func read(_ path: String) -> Data? {
+    /// The whole regular file, or nil when it cannot be read or holds more than `maxBytes` (checked
+    /// before reading). With `streams`, a pipe or character device (`<(find …)`, /dev/stdin) is read
+    /// to its end too, up to `maxBytes`. (FileManager.contents leaked its buffer when the caller
+    /// threw afterwards, and Foundation's readers leak 4 KB per empty file, as the fuzzer found.)
+    public static func read(_ path: String, maxBytes: Int = Int.max, streams: Bool = false) -> Data? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
+        guard fstat(fd, &st) == 0 else { return nil }
+        let kind = st.st_mode & S_IFMT
+        if kind != S_IFREG {
+            guard streams, kind == S_IFIFO || kind == S_IFCHR || kind == S_IFSOCK else { return nil }
+            var bytes: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                guard n >= 0 else { return nil }
+                if n == 0 { return Data(bytes) }
+                bytes += chunk[0..<n]
+                if bytes.count > maxBytes { return nil }
+            }
+        }
+        guard Int(st.st_size) <= maxBytes else { return nil }
         var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
         var done = 0
         while done < bytes.count {

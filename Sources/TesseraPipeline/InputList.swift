@@ -6,7 +6,7 @@ import TesseraCore
 /// spaces are trimmed; order is kept (it is the collection's order).
 public enum InputList {
     public static func read(path: String) throws -> [String] {
-        guard let data = AtomicFile.read(path) else {
+        guard let data = AtomicFile.read(path, streams: true) else {
             throw TesseraError(.unreadable, path: path, "cannot read the input list")
         }
         return String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline)

@@ -23,7 +23,11 @@ public struct PipelineFile: Decodable, Sendable {
 
     public static func load(path: String) throws -> PipelineFile {
         // POSIX read: Foundation's String(contentsOfFile:) leaked 4 KB per empty file (found by fuzzing).
-        guard let data = AtomicFile.read(path) else {
+        guard let data = AtomicFile.read(path, maxBytes: maxBytes, streams: true) else {
+            if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size > maxBytes {
+                throw TesseraError(.invalidConfig, path: path, "is \(size) bytes, more than a pipeline file's limit of \(maxBytes)",
+                                   hint: "a pipeline file holds settings only; list large inputs in a file and name it")
+            }
             throw TesseraError(.unreadable, path: path, "cannot read the pipeline file")
         }
         guard let text = String(data: data, encoding: .utf8) else {
@@ -99,33 +103,36 @@ extension PipelineFile {
     static let maxBytes = 1 << 20
     /// Most nodes the YAML may expand to (aliases count once per use).
     static let maxNodes = 100_000
-    static let maxNesting = 200
+    /// Yams recurses once per level (≈ 1,800 levels overflowed an AddressSanitizer build's stack).
+    static let maxNesting = 1000
 
-    /// An upper bound on the YAML's nesting depth from its text alone, without parsing: per line the
-    /// indentation, the compact `- ` / `? ` markers that open a level each, and the open flow brackets
-    /// (counted outside comments, inside quotes too: over-counting only makes the bound looser).
+    /// An upper bound on the YAML's nesting depth from its text alone, without parsing: every `[` and
+    /// `{` in the file (none subtracted: a quote, a comment or a closing bracket inside a string can
+    /// neither hide nor cancel one, so hostile text cannot talk the bound down) plus the deepest line
+    /// start (indentation and the compact `- `, `? `, `: ` markers that open a level each).
     static func nestingBound(_ text: String) -> Int {
-        var worst = 0, flow = 0
-        var atLineStart = true, indent = 0, previous: UInt8 = 10
-        var inComment = false
+        var opens = 0, deepestStart = 0, start = 0, atLineStart = true
         for byte in text.utf8 {
-            if byte == 10 { atLineStart = true; indent = 0; inComment = false; previous = byte; continue }
-            if inComment { previous = byte; continue }
-            if atLineStart {
-                if byte == 32 || byte == 9 { indent += 1; previous = byte; continue }
-                if byte == UInt8(ascii: "-") || byte == UInt8(ascii: "?") { indent += 1; previous = byte; continue }
-                atLineStart = false
-            }
             switch byte {
-            case UInt8(ascii: "#") where previous == 32 || previous == 9 || previous == 10: inComment = true
-            case UInt8(ascii: "["), UInt8(ascii: "{"): flow += 1
-            case UInt8(ascii: "]"), UInt8(ascii: "}"): flow = max(0, flow - 1)
-            default: break
+            case 10:
+                atLineStart = true
+                start = 0
+                continue
+            case UInt8(ascii: "["), UInt8(ascii: "{"):
+                opens += 1
+            default:
+                break
             }
-            worst = max(worst, indent + flow)
-            previous = byte
+            if atLineStart {
+                if byte == 32 || byte == 9 || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "?") || byte == UInt8(ascii: ":") {
+                    start += 1
+                    deepestStart = max(deepestStart, start)
+                } else {
+                    atLineStart = false
+                }
+            }
         }
-        return max(worst, indent + flow)
+        return opens + deepestStart
     }
 
     /// Refuses YAML that Yams' untyped loader would trap on — a list or mapping used as a mapping key
@@ -137,11 +144,11 @@ extension PipelineFile {
                                hint: "a pipeline file holds settings only; list large inputs in a file and name it")
         }
         // Yams builds its tree recursively: 1,800 nested `{` overflowed the stack (found by fuzzing),
-        // before the tree could be checked. Bound the nesting on the text first.
+        // before the tree could be checked. Bound the nesting on the text first (over-counting).
         let nesting = nestingBound(text)
         if nesting > maxNesting {
-            throw TesseraError(.invalidConfig, path: path, "is nested too deeply (up to \(nesting) levels; the limit is \(maxNesting))",
-                               hint: "a pipeline file needs a handful of levels: check for unbalanced brackets or runaway indentation")
+            throw TesseraError(.invalidConfig, path: path, "is nested too deeply or holds too many brackets (bound \(nesting); the limit is \(maxNesting))",
+                               hint: "a pipeline file needs a handful of levels and a few dozen [ ] / { }: check for runaway brackets or indentation")
         }
         guard let root = try Yams.compose(yaml: text) else { return }
         var budget = maxNodes

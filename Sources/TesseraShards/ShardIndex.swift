@@ -66,7 +66,10 @@ public struct ShardIndex: Codable, Sendable, Equatable {
 
     public static func load(from url: URL) throws -> ShardIndex {
         // POSIX read: Foundation's file readers leak their buffer on some paths (an empty file).
-        guard let data = AtomicFile.read(url.path) else { throw AtomicFile.ioError(path: url.path, "cannot read the shard index") }
+        guard let data = AtomicFile.read(url.path) else {
+            throw TesseraError(.unreadable, path: url.path, "cannot read the shard index (missing, not a regular file, or unreadable)",
+                               hint: "rerun the command that wrote the dataset; `tessera verify` lists every damaged shard")
+        }
         return try decode(data)
     }
 
