@@ -44,6 +44,19 @@ public struct ViewGenerator: Sendable {
 
     @inline(__always) static func randint(_ g: inout SplitMix64, _ n: Int) -> Int { n <= 1 ? 0 : Int(g.next() % UInt64(n)) }
 
+    /// torchvision ColorJitter.get_params: a random order of the four operations (0 brightness,
+    /// 1 contrast, 2 saturation, 3 hue), then their factors in that fixed order. All draws are made
+    /// even for an operation whose range is 0 (the caller skips it), so the stream does not depend on it.
+    static func jitterDraw(_ j: CropGroup.Jitter, _ g: inout SplitMix64) -> (order: [Int], factors: [Float]) {
+        var order = [0, 1, 2, 3]
+        for i in stride(from: 3, to: 0, by: -1) { order.swapAt(i, randint(&g, i + 1)) }
+        let b = uniform(&g, max(0, 1 - j.brightness), 1 + j.brightness)
+        let c = uniform(&g, max(0, 1 - j.contrast), 1 + j.contrast)
+        let s = uniform(&g, max(0, 1 - j.saturation), 1 + j.saturation)
+        let h = uniform(&g, -j.hue, j.hue)
+        return (order, [Float(b), Float(c), Float(s), Float(h)])
+    }
+
     /// All views of a tile, in recipe order (group by group).
     public func views(of tile: RGBImage, sample: Int, epoch: Int) -> [RGBImage] {
         views(of: tile, sample: sample, epoch: epoch, kernels: ViewKernelChoice.preferred)
@@ -108,19 +121,13 @@ public struct ViewGenerator: Sendable {
         if Self.uniform(&g, 0, 1) < group.vflip { v.flipVertical() }
         if Self.uniform(&g, 0, 1) < group.rot90 { v.rotate90(times: 1 + Self.randint(&g, 3)) }
         if let j = group.jitter, Self.uniform(&g, 0, 1) < j.p {
-            // torchvision ColorJitter.get_params: a permutation, then the four factors.
-            var order = [0, 1, 2, 3]
-            for i in stride(from: 3, to: 0, by: -1) { order.swapAt(i, Self.randint(&g, i + 1)) }
-            let b = Self.uniform(&g, max(0, 1 - j.brightness), 1 + j.brightness)
-            let c = Self.uniform(&g, max(0, 1 - j.contrast), 1 + j.contrast)
-            let s = Self.uniform(&g, max(0, 1 - j.saturation), 1 + j.saturation)
-            let h = Self.uniform(&g, -j.hue, j.hue)
+            let (order, f) = Self.jitterDraw(j, &g)
             for op in order {
                 switch op {
-                case 0 where j.brightness > 0: v.brightness(Float(b))
-                case 1 where j.contrast > 0: v.contrast(Float(c))
-                case 2 where j.saturation > 0: v.saturation(Float(s))
-                case 3 where j.hue > 0: v.hue(Float(h))
+                case 0 where j.brightness > 0: v.brightness(f[0])
+                case 1 where j.contrast > 0: v.contrast(f[1])
+                case 2 where j.saturation > 0: v.saturation(f[2])
+                case 3 where j.hue > 0: v.hue(f[3])
                 default: break
                 }
             }

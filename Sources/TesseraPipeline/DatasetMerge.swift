@@ -104,7 +104,7 @@ public enum DatasetMerge {
                 }
                 for s in first..<max(first, record.samples) {
                     let sample = try streams[p]!.next(slideId: record.id)
-                    if let info = try userErrors({ try writer.append(sample) }) {
+                    if let info = try writer.append(sample) {
                         manifest.shards.append(info)
                         manifest.resume = ResumePoint(slide: j, samplesDone: s + 1, nextShard: writer.nextShardNumber)
                         try manifest.save(directory: out)
@@ -122,7 +122,7 @@ public enum DatasetMerge {
                 manifest.slides.append(r)
             }
         }
-        if let info = try userErrors({ try writer.finish() }) { manifest.shards.append(info) }
+        if let info = try writer.finish() { manifest.shards.append(info) }
         manifest.status = .complete
         manifest.resume = nil
         try manifest.save(directory: out)

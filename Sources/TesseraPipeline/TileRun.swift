@@ -133,10 +133,7 @@ public final class TileRun: @unchecked Sendable {
         }
         pool.join()
         while !producer.isFinished { usleep(1000) }
-        if let failure {
-            if let io = failure as? ShardIOError, io.isNoSpace { throw io.userError }
-            throw failure
-        }
+        if let failure { throw failure }
         try assembler.finish()
         return summary(assembler.manifest, started: started, alreadyComplete: false)
     }

@@ -139,7 +139,7 @@ public enum ViewsRun {
             case .success(let s):
                 guard failure == nil else { continue }
                 for sample in s {
-                    if let info = try userErrors({ try writer.append(sample) }) { manifest.shards.append(info) }
+                    if let info = try writer.append(sample) { manifest.shards.append(info) }
                 }
                 samples += s.count
                 if let id = reader.slideId(of: i) { perSlide[id, default: 0] += s.count }
@@ -148,7 +148,7 @@ public enum ViewsRun {
         }
         pool.join()
         if let failure { throw failure }
-        if let info = try userErrors({ try writer.finish() }) { manifest.shards.append(info) }
+        if let info = try writer.finish() { manifest.shards.append(info) }
         progress.finish()
         manifest.slides = source.slides.compactMap { s in
             guard let n = perSlide[s.id] else { return nil }
@@ -160,9 +160,4 @@ public enum ViewsRun {
         try manifest.save(directory: output)
         return Summary(samples: samples, shards: manifest.shards.count, seconds: Date().timeIntervalSince(started))
     }
-}
-
-/// Runs a shard-writer call, turning its I/O errors into what the user should read ("no space …").
-func userErrors<T>(_ body: () throws -> T) throws -> T {
-    do { return try body() } catch let io as ShardIOError { throw io.userError }
 }

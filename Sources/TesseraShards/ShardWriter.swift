@@ -108,7 +108,8 @@ public final class ShardWriter {
     /// Appends a sample to the open shard (opening one if needed). Returns the info of the shard this
     /// append completed: a shard is closed as soon as its finished size (including the 1 KiB
     /// end-of-archive marker) reaches `targetBytes`. Invalid samples throw `ShardWriterError` before
-    /// anything is written and leave the writer usable; I/O errors throw `ShardIOError` and end it.
+    /// anything is written and leave the writer usable; I/O errors end it and throw the user-facing
+    /// `TesseraError` naming the file (`.noSpace` for a full disk or a file-size limit).
     public func append(_ sample: ShardSample) throws -> ShardInfo? {
         try checkUsable()
         let headers = try Self.prepareHeaders(for: sample)
@@ -136,7 +137,7 @@ public final class ShardWriter {
             return nil
         } catch {
             abandon(after: error)
-            throw error
+            throw (error as? ShardIOError)?.userError ?? error
         }
     }
 
@@ -148,7 +149,7 @@ public final class ShardWriter {
             return try completeShard()
         } catch {
             abandon(after: error)
-            throw error
+            throw (error as? ShardIOError)?.userError ?? error
         }
     }
 

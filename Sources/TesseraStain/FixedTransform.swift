@@ -37,7 +37,7 @@ extension StainNormalizer {
         case (.reinhard, .lab(let m, let sd)):
             return FixedTransform.reinhardLab8(image, mean: m, std: sd, targetMean: target.labMean!, targetStd: target.labStd!)
         case (.reinhardCielab, .lab(let m, let sd)):
-            return (try? Reinhard.transform(image, mean: m, std: sd, targetMean: target.labMean!, targetStd: target.labStd!, space: .cielab)) ?? image
+            return (try? Reinhard.cielabTransform(image, mean: m, std: sd, targetMean: target.labMean!, targetStd: target.labStd!)) ?? image
         default:
             return image
         }

@@ -68,17 +68,6 @@ public enum Reinhard {
         return (lab, (mean, std))
     }
 
-    /// The working channels of one pixel.
-    @inline(__always) static func channels(_ r: UInt8, _ g: UInt8, _ b: UInt8, space: Space) -> SIMD3<Double> {
-        switch space {
-        case .opencvLab8:
-            let lab = OpenCVLab8.shared.lab(r, g, b)
-            return SIMD3(Double(Float(lab.x) / Float(2.55)), Double(lab.y) - 128, Double(lab.z) - 128)
-        case .cielab:
-            return CIELab.lab(r, g, b)
-        }
-    }
-
     /// Normalizes `image` to the target statistics. Throws when a channel of the image is constant
     /// (no spread to rescale); callers pass such tiles through unchanged.
     public static func normalize(_ image: RGBImage, mean targetMean: [Double], std targetStd: [Double], space: Space) throws -> RGBImage {
@@ -119,41 +108,10 @@ public enum Reinhard {
         return RGBImage(width: width, height: height, pixels: out)
     }
 
-    /// Normalizes with given source statistics (no refit).
-    static func transform(_ image: RGBImage, mean: [Double], std: [Double], targetMean: [Double], targetStd: [Double], space: Space) throws -> RGBImage {
-        guard std.allSatisfy({ $0 > 1e-12 }) else { throw StainFitError(reason: "a LAB channel has no spread (flat image)") }
-        if space == .cielab {
-            return try cielabTransform(CIELab.labImage(image), width: image.width, height: image.height, mean: mean, std: std,
-                                       targetMean: targetMean, targetStd: targetStd)
-        }
-        let m = SIMD3(mean[0], mean[1], mean[2])
-        let tm = SIMD3(targetMean[0], targetMean[1], targetMean[2])
-        let ratio = SIMD3(targetStd[0] / std[0], targetStd[1] / std[1], targetStd[2] / std[2])
-        let n = image.width * image.height
-        var out = [UInt8](repeating: 0, count: 3 * n)
-        image.pixels.withUnsafeBufferPointer { p in
-            out.withUnsafeMutableBufferPointer { dst in
-                for i in 0..<n {
-                    let v = channels(p[3 * i], p[3 * i + 1], p[3 * i + 2], space: space)
-                    let rgb: SIMD3<UInt8>
-                    switch space {
-                    case .opencvLab8:
-                        let norm = (v - m) * ratio + tm
-                        // staintools' merge_back: ×2.55, +128, clip, astype(uint8) truncates.
-                        let l8 = truncByte(norm.x * 2.55), a8 = truncByte(norm.y + 128), b8 = truncByte(norm.z + 128)
-                        rgb = OpenCVLab8.shared.rgb(l8, a8, b8)
-                    case .cielab:
-                        // torchstain: standardize then rescale, in that order.
-                        let norm = (v - m) / SIMD3(std[0], std[1], std[2]) * SIMD3(targetStd[0], targetStd[1], targetStd[2]) + tm
-                        rgb = CIELab.rgb(norm)
-                    }
-                    dst[3 * i] = rgb.x
-                    dst[3 * i + 1] = rgb.y
-                    dst[3 * i + 2] = rgb.z
-                }
-            }
-        }
-        return RGBImage(width: image.width, height: image.height, pixels: out)
+    /// CIELAB-normalizes with given source statistics (no refit): a fixed per-slide fit.
+    static func cielabTransform(_ image: RGBImage, mean: [Double], std: [Double], targetMean: [Double], targetStd: [Double]) throws -> RGBImage {
+        try cielabTransform(CIELab.labImage(image), width: image.width, height: image.height, mean: mean, std: std,
+                            targetMean: targetMean, targetStd: targetStd)
     }
 
     @inline(__always) static func truncByte(_ v: Double) -> UInt8 {

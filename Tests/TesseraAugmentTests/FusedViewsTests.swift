@@ -228,18 +228,13 @@ enum ReferenceViews {
         if G.uniform(&g, 0, 1) < group.vflip { v = PixelOps.flipVertical(v) }
         if G.uniform(&g, 0, 1) < group.rot90 { v = PixelOps.rotate90(v, times: 1 + G.randint(&g, 3)) }
         if let j = group.jitter, G.uniform(&g, 0, 1) < j.p {
-            var order = [0, 1, 2, 3]
-            for i in stride(from: 3, to: 0, by: -1) { order.swapAt(i, G.randint(&g, i + 1)) }
-            let b = G.uniform(&g, max(0, 1 - j.brightness), 1 + j.brightness)
-            let c = G.uniform(&g, max(0, 1 - j.contrast), 1 + j.contrast)
-            let s = G.uniform(&g, max(0, 1 - j.saturation), 1 + j.saturation)
-            let h = G.uniform(&g, -j.hue, j.hue)
+            let (order, f) = G.jitterDraw(j, &g)
             for op in order {
                 switch op {
-                case 0 where j.brightness > 0: v = PixelOps.brightness(v, Float(b))
-                case 1 where j.contrast > 0: v = PixelOps.contrast(v, Float(c))
-                case 2 where j.saturation > 0: v = PixelOps.saturation(v, Float(s))
-                case 3 where j.hue > 0: v = PixelOps.hue(v, Float(h))
+                case 0 where j.brightness > 0: v = PixelOps.brightness(v, f[0])
+                case 1 where j.contrast > 0: v = PixelOps.contrast(v, f[1])
+                case 2 where j.saturation > 0: v = PixelOps.saturation(v, f[2])
+                case 3 where j.hue > 0: v = PixelOps.hue(v, f[3])
                 default: break
                 }
             }
