@@ -63,24 +63,27 @@ public enum Resample {
         return Coefficients(start: start, count: count, weights: weights, maxCount: maxCount)
     }
 
-    /// A tile prepared for resampling: its bytes as floats, RGB interleaved plus one float of
-    /// padding, so one SIMD4 load at a pixel fetches its R, G, B (and a neighbour's R, which is
-    /// weighted and discarded). Made once per tile and shared by all its views.
+    /// A tile prepared for resampling, made once per tile and shared by all its views: its bytes as
+    /// floats in blocks of eight rows — per block and pixel, the eight rows' R, G, B and a zero — so
+    /// the horizontal pass reads a pixel of eight rows as one contiguous run (rows past the bottom
+    /// of the last block are zeros, read and never used).
     struct Source {
         let width: Int
         let height: Int
-        let rgb: [Float]
+        let blocked: [Float]
 
-        init(_ im: RGBImage) {
+        init(_ im: RGBImage, kernels: any ViewKernelSet.Type = ViewKernelChoice.preferred) {
             width = im.width
             height = im.height
-            let n = im.pixels.count
-            rgb = im.pixels.withUnsafeBufferPointer { p in
-                [Float](unsafeUninitializedCapacity: n + 1) { out, count in
-                    // A plain element-wise conversion, which the compiler vectorizes.
-                    for i in 0..<n { out[i] = Float(p[i]) }
-                    out[n] = 0
-                    count = n + 1
+            let count = max(1, (im.height + 7) / 8 * im.width * 32)
+            blocked = im.pixels.withUnsafeBufferPointer { p in
+                [Float](unsafeUninitializedCapacity: count) { out, n in
+                    if let bytes = p.baseAddress, im.width > 0 && im.height > 0 {
+                        kernels.blockRows(bytes, width: im.width, height: im.height, into: out.baseAddress!)
+                    } else {
+                        out.initialize(repeating: 0)
+                    }
+                    n = count
                 }
             }
         }
@@ -109,20 +112,20 @@ public enum Resample {
             rowHi = max(rowHi, Int(cy.start[o]) + Int(cy.count[o]))
         }
         if outHeight == 0 { rowLo = 0 }
-        let rows = max(0, rowHi - rowLo)
+        // Whole blocks of eight source rows around the rows the vertical pass reads.
+        let blockLo = rowLo / 8, blocks = max(0, (rowHi + 7) / 8 - blockLo)
         canvas.reshape(width: outWidth, height: outHeight)
-        let planeLen = rows * outWidth
-        let mid = canvas.scratch(max(1, 3 * planeLen))
+        let midCount = blocks * 8 * 4 * outWidth
+        let scratch = canvas.scratch(max(1, midCount) + 4 * outWidth + 32)
+        let mid = scratch, row = scratch + midCount
         let kernels = canvas.kernels
-        source.rgb.withUnsafeBufferPointer { src in
-            // Weights broadcast to all four lanes ahead of the loop: one load per tap instead of a
-            // load and a shuffle, for every row.
-            cx.weights.map { SIMD4<Float>(repeating: $0) }.withUnsafeBufferPointer { w in
+        source.blocked.withUnsafeBufferPointer { src in
+            cx.weights.withUnsafeBufferPointer { w in
                 cx.start.withUnsafeBufferPointer { start in
                     cx.count.withUnsafeBufferPointer { count in
-                        kernels.resampleRows(src.baseAddress!, srcWidth: source.width, rowLo: rowLo, rows: rows,
-                                             start: start.baseAddress!, count: count.baseAddress!, weights: w.baseAddress!,
-                                             stride: cx.maxCount, outWidth: outWidth, mirrored: mirrored, into: mid, planeLen: planeLen)
+                        kernels.resampleBlockRows(src.baseAddress!, srcWidth: source.width, blockLo: blockLo, blocks: blocks,
+                                                  start: start.baseAddress!, count: count.baseAddress!, weights: w.baseAddress!,
+                                                  stride: cx.maxCount, outWidth: outWidth, mirrored: mirrored, into: mid)
                     }
                 }
             }
@@ -130,14 +133,11 @@ public enum Resample {
         cy.weights.withUnsafeBufferPointer { w in
             cy.start.withUnsafeBufferPointer { start in
                 cy.count.withUnsafeBufferPointer { count in
-                    for c in 0..<3 {
-                        kernels.resampleColumns(mid + c * planeLen, rowLo: rowLo, start: start.baseAddress!, count: count.baseAddress!,
-                                                weights: w.baseAddress!, stride: cy.maxCount, outWidth: outWidth, outHeight: outHeight,
-                                                into: canvas.plane(c))
-                    }
+                    kernels.resampleColumns(mid, rowLo: blockLo * 8, start: start.baseAddress!, count: count.baseAddress!,
+                                            weights: w.baseAddress!, stride: cy.maxCount, outWidth: outWidth, outHeight: outHeight,
+                                            into: canvas.plane(0), planeStride: canvas.planeStride, scratch: row)
                 }
             }
         }
-
     }
 }

@@ -63,16 +63,23 @@ public final class ViewBatchLoader: @unchecked Sendable {
     static func assemble(_ indices: [Int], epoch: Int, recipe: ViewRecipe, generator: ViewGenerator,
                          tile: (Int) throws -> RGBImage) throws -> ViewBatch {
         let b = indices.count
-        // Tiles are read (and stain-jittered) once; each view is then normalized straight into its
-        // place in the group tensor — view-major — with no per-view array and no copy.
-        let tiles = try indices.map { i in generator.stained(try tile(i), sample: i, epoch: epoch) }
+        // Each tile is read (and stain-jittered), prepared for resampling and all its views are
+        // normalized straight into their places in the group tensors — view-major — before the next
+        // tile is read, so its bytes are still in cache; no per-view array and no copy.
         let canvas = ViewCanvas()
         let per = recipe.crops.map { 3 * $0.size * $0.size }
-        // All group tensors are open at once (nested uninitialized arrays), so each tile is prepared
-        // for resampling once and all its views are written before the next tile.
+        var failure: Error?
+        // All group tensors are open at once (nested uninitialized arrays).
         func fill(_ bases: [UnsafeMutablePointer<Float>]) {
             for (s, i) in indices.enumerated() {
-                let source = Resample.Source(tiles[s])
+                let image: RGBImage
+                do { image = generator.stained(try tile(i), sample: i, epoch: epoch) } catch {
+                    failure = error
+                    // The tensors are thrown away with the error; they only need to be initialized.
+                    for (gi, g) in recipe.crops.enumerated() { bases[gi].update(repeating: 0, count: g.count * b * per[gi]) }
+                    return
+                }
+                let source = Resample.Source(image)
                 var view = 0
                 for (gi, g) in recipe.crops.enumerated() {
                     for v in 0..<g.count {
@@ -94,6 +101,7 @@ public final class ViewBatchLoader: @unchecked Sendable {
             return [tensor] + rest
         }
         let tensors = open(0, [])
+        if let failure { throw failure }
         let shapes = recipe.crops.map { [$0.count * b, 3, $0.size, $0.size] }
         return ViewBatch(samples: indices, tensors: tensors, shapes: shapes)
     }

@@ -63,7 +63,7 @@ public struct ViewGenerator: Sendable {
     }
 
     func views(of tile: RGBImage, sample: Int, epoch: Int, kernels: any ViewKernelSet.Type) -> [RGBImage] {
-        let source = Resample.Source(stained(tile, sample: sample, epoch: epoch))
+        let source = Resample.Source(stained(tile, sample: sample, epoch: epoch), kernels: kernels)
         let canvas = ViewCanvas(kernels: kernels)
         var out: [RGBImage] = []
         var index = 0

@@ -17,11 +17,13 @@ protocol ViewKernelSet: Sendable {
     static func normalize(_ src: UnsafeMutablePointer<Float>, into: UnsafeMutablePointer<Float>, count: Int, scale: Float, shift: Float)
     static func gaussianBlur(_ p: UnsafeMutablePointer<Float>, width: Int, height: Int, kernel: UnsafePointer<Float>, radius: Int,
                              scratch: UnsafeMutablePointer<Float>)
-    static func resampleRows(_ src: UnsafePointer<Float>, srcWidth: Int, rowLo: Int, rows: Int,
-                             start: UnsafePointer<Int32>, count: UnsafePointer<Int32>, weights: UnsafePointer<SIMD4<Float>>, stride: Int,
-                             outWidth: Int, mirrored: Bool, into: UnsafeMutablePointer<Float>, planeLen: Int)
+    static func blockRows(_ bytes: UnsafePointer<UInt8>, width: Int, height: Int, into: UnsafeMutablePointer<Float>)
+    static func resampleBlockRows(_ src: UnsafePointer<Float>, srcWidth: Int, blockLo: Int, blocks: Int,
+                                  start: UnsafePointer<Int32>, count: UnsafePointer<Int32>, weights: UnsafePointer<Float>, stride: Int,
+                                  outWidth: Int, mirrored: Bool, into: UnsafeMutablePointer<Float>)
     static func resampleColumns(_ mid: UnsafePointer<Float>, rowLo: Int, start: UnsafePointer<Int32>, count: UnsafePointer<Int32>,
-                                weights: UnsafePointer<Float>, stride: Int, outWidth: Int, outHeight: Int, into: UnsafeMutablePointer<Float>)
+                                weights: UnsafePointer<Float>, stride: Int, outWidth: Int, outHeight: Int,
+                                into: UnsafeMutablePointer<Float>, planeStride: Int, scratch: UnsafeMutablePointer<Float>)
 }
 
 extension TesseraViewKernels.ViewKernels: ViewKernelSet {}

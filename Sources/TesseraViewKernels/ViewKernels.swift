@@ -269,76 +269,103 @@ public enum ViewKernels: Sendable {
 
     // MARK: Resampling
 
-    /// Horizontal pass: `rows` rows of `src` (RGB interleaved floats plus one float of padding,
-    /// `srcWidth` pixels a row) from row `rowLo`, each output column o the sum over its taps, from 0,
-    /// in tap order, of pixel start[o] + k times weight (broadcast to four lanes) o·stride + k; into
-    /// three planes of rows × outWidth floats `planeLen` apart, mirrored if asked.
-    public static func resampleRows(_ src: UnsafePointer<Float>, srcWidth: Int, rowLo: Int, rows: Int,
-                                    start: UnsafePointer<Int32>, count: UnsafePointer<Int32>,
-                                    weights wBase: UnsafePointer<SIMD4<Float>>, stride: Int,
-                                    outWidth: Int, mirrored: Bool, into mid: UnsafeMutablePointer<Float>, planeLen: Int) {
-        // Pointer steps and wrapping index arithmetic: the offsets are bounded by the
-        // coefficients (inside the source), and checked adds dominated this loop.
-        let base = UnsafeRawPointer(src), rowBytes = 12 &* srcWidth
-        @inline(__always) func px(_ p: UnsafeRawPointer, _ byteOffset: Int) -> SIMD4<Float> {
-            p.loadUnaligned(fromByteOffset: byteOffset, as: SIMD4<Float>.self)
-        }
-        @inline(__always) func put(_ a: SIMD4<Float>, row r: Int, _ o: Int) {
-            let m = mid + r &* outWidth
-            let d = mirrored ? outWidth &- 1 &- o : o
-            m[d] = a.x; m[planeLen &+ d] = a.y; m[2 &* planeLen &+ d] = a.z
-        }
-        // Eight rows at a time, two per eight-lane register: an output's taps and weights are
-        // looked up once for all eight, and the four add chains run side by side. Every lane
-        // still sums one channel of one output from 0 in its own tap order.
-        var r = 0
-        while r &+ 8 <= rows {
-            let p0 = base + (rowLo &+ r) &* rowBytes
-            for o in 0..<outWidth {
-                let p = p0 + 12 &* Int(start[o]), n = Int(count[o]), wk = wBase + o &* stride
-                var a0 = SIMD8<Float>.zero, a1 = a0, a2 = a0, a3 = a0
-                var k = 0, q = 0
-                while k < n {
-                    let w = SIMD8(lowHalf: wk[k], highHalf: wk[k])
-                    a0 += SIMD8(lowHalf: px(p, q), highHalf: px(p, q &+ rowBytes)) * w
-                    a1 += SIMD8(lowHalf: px(p, q &+ 2 &* rowBytes), highHalf: px(p, q &+ 3 &* rowBytes)) * w
-                    a2 += SIMD8(lowHalf: px(p, q &+ 4 &* rowBytes), highHalf: px(p, q &+ 5 &* rowBytes)) * w
-                    a3 += SIMD8(lowHalf: px(p, q &+ 6 &* rowBytes), highHalf: px(p, q &+ 7 &* rowBytes)) * w
-                    k &+= 1; q &+= 12
-                }
-                put(a0.lowHalf, row: r, o); put(a0.highHalf, row: r &+ 1, o)
-                put(a1.lowHalf, row: r &+ 2, o); put(a1.highHalf, row: r &+ 3, o)
-                put(a2.lowHalf, row: r &+ 4, o); put(a2.highHalf, row: r &+ 5, o)
-                put(a3.lowHalf, row: r &+ 6, o); put(a3.highHalf, row: r &+ 7, o)
+    /// Lays out 8-bit RGB rows (`width` pixels, `height` rows) for `resampleBlockRows`: per block of
+    /// eight rows and per pixel, the eight rows' R, G, B and a zero as floats; rows past `height`
+    /// in the last block are zeros. `out` holds ⌈height/8⌉ · width · 32 floats.
+    public static func blockRows(_ bytes: UnsafePointer<UInt8>, width w: Int, height h: Int, into out: UnsafeMutablePointer<Float>) {
+        let blocks = (h &+ 7) / 8
+        // Each row converted whole (a plain loop the compiler vectorizes), then each pixel moved as
+        // one 16-byte load — its R, G, B and the next value, which the blend zeroes — and store.
+        let line = UnsafeMutablePointer<Float>.allocate(capacity: 3 &* w &+ 4)
+        defer { line.deallocate() }
+        line.update(repeating: 0, count: 3 &* w &+ 4)
+        let keep: SIMDMask<SIMD4<Int32>> = [true, true, true, false]
+        for y in 0..<(blocks &* 8) {
+            let offset: Int = (y / 8) &* w &* 32 &+ (y % 8) &* 4
+            let base = out + offset
+            guard y < h else {
+                for x in 0..<w { store4(.zero, base + 32 &* x) }
+                continue
             }
-            r &+= 8
-        }
-        while r < rows {
-            let p0 = base + (rowLo &+ r) &* rowBytes
-            for o in 0..<outWidth {
-                let p = p0 + 12 &* Int(start[o]), n = Int(count[o]), wk = wBase + o &* stride
-                var a = SIMD4<Float>.zero
-                var k = 0
-                while k < n { a += px(p, 12 &* k) * wk[k]; k &+= 1 }
-                put(a, row: r, o)
+            let row = bytes + y &* w &* 3
+            for i in 0..<(3 &* w) { line[i] = Float(row[i]) }
+            for x in 0..<w {
+                let v = UnsafeRawPointer(line + 3 &* x).loadUnaligned(as: SIMD4<Float>.self)
+                store4(SIMD4<Float>.zero.replacing(with: v, where: keep), base + 32 &* x)
             }
-            r &+= 1
         }
     }
 
-    /// Vertical pass of one plane: output row o from 0.5 plus, in tap order, row start[o] − rowLo + k
-    /// of `mid` (outWidth floats a row) times weight o·stride + k, truncated to a byte value.
+    /// Horizontal pass over a source in row blocks: `src` holds, per block of eight rows and per
+    /// pixel x, the eight rows' R, G, B and a zero, as floats (32 a pixel, `srcWidth` pixels a
+    /// block), so the same pixel of eight rows is one contiguous 128-byte run. For blocks
+    /// blockLo ..< blockLo + blocks, each output column o is, per row and channel, the sum from 0 in
+    /// tap order of pixel start[o] + k times weight o·stride + k — into `mid`, a row of outWidth
+    /// RGBX pixels (4 floats each) per source row, mirrored if asked.
+    public static func resampleBlockRows(_ src: UnsafePointer<Float>, srcWidth: Int, blockLo: Int, blocks: Int,
+                                         start: UnsafePointer<Int32>, count: UnsafePointer<Int32>,
+                                         weights wBase: UnsafePointer<Float>, stride: Int,
+                                         outWidth: Int, mirrored: Bool, into mid: UnsafeMutablePointer<Float>) {
+        // Wrapping index arithmetic: the offsets are bounded by the coefficients (inside the
+        // source), and checked adds dominated this loop once.
+        let rowFloats = 4 &* outWidth
+        for b in 0..<blocks {
+            let block = UnsafeMutablePointer(mutating: src) + (blockLo &+ b) &* srcWidth &* 32
+            let m = mid + b &* 8 &* rowFloats
+            for o in 0..<outWidth {
+                var p = block + 32 &* Int(start[o])
+                let n = Int(count[o]), wk = wBase + o &* stride
+                // Four add chains side by side, two rows each; every lane sums one channel of one
+                // row from 0 in its own tap order.
+                var a0 = SIMD8<Float>.zero, a1 = a0, a2 = a0, a3 = a0
+                var k = 0
+                while k < n {
+                    let w = SIMD8<Float>(repeating: wk[k])
+                    a0 += load8(p, 0) * w; a1 += load8(p, 8) * w; a2 += load8(p, 16) * w; a3 += load8(p, 24) * w
+                    k &+= 1; p += 32
+                }
+                let d = m + 4 &* (mirrored ? outWidth &- 1 &- o : o)
+                store4(a0.lowHalf, d); store4(a0.highHalf, d + rowFloats)
+                store4(a1.lowHalf, d + 2 &* rowFloats); store4(a1.highHalf, d + 3 &* rowFloats)
+                store4(a2.lowHalf, d + 4 &* rowFloats); store4(a2.highHalf, d + 5 &* rowFloats)
+                store4(a3.lowHalf, d + 6 &* rowFloats); store4(a3.highHalf, d + 7 &* rowFloats)
+            }
+        }
+    }
+
+    /// Vertical pass: output row o is, per value of `mid`'s RGBX rows (outWidth pixels, row 0 being
+    /// source row rowLo), 0.5 plus, in tap order, row start[o] − rowLo + k times weight
+    /// o·stride + k, truncated to a byte value; the R, G, B of each pixel go to three planes
+    /// `planeStride` floats apart. `scratch` holds 4·outWidth + 32 floats.
     public static func resampleColumns(_ mid: UnsafePointer<Float>, rowLo: Int, start: UnsafePointer<Int32>, count: UnsafePointer<Int32>,
                                        weights w: UnsafePointer<Float>, stride: Int, outWidth: Int, outHeight: Int,
-                                       into dp: UnsafeMutablePointer<Float>) {
+                                       into dp: UnsafeMutablePointer<Float>, planeStride: Int, scratch row: UnsafeMutablePointer<Float>) {
         let mp = UnsafeMutablePointer(mutating: mid)
+        let rowFloats = 4 * outWidth
         let rows = UnsafeMutablePointer<UnsafeMutablePointer<Float>>.allocate(capacity: max(1, stride))
         defer { rows.deallocate() }
-        // Whole rows at a time: contiguous, eight columns per step.
         for o in 0..<outHeight {
             let s = Int(start[o]) - rowLo, n = Int(count[o])
-            for k in 0..<n { rows[k] = mp + (s + k) * outWidth }
-            weightedRows(taps: n, width: outWidth, rows: rows, weights: w + o * stride, into: dp + o * outWidth)
+            for k in 0..<n { rows[k] = mp + (s + k) * rowFloats }
+            weightedRows(taps: n, width: rowFloats, rows: rows, weights: w + o * stride, into: row)
+            deinterleave(row, count: outWidth, into: dp + o * outWidth, dp + planeStride + o * outWidth, dp + 2 * planeStride + o * outWidth)
         }
+    }
+
+    /// RGBX pixels (4 floats each) to three planes; eight pixels per step by lane shuffles.
+    @inline(__always) static func deinterleave(_ s: UnsafeMutablePointer<Float>, count n: Int, into r: UnsafeMutablePointer<Float>,
+                                               _ g: UnsafeMutablePointer<Float>, _ b: UnsafeMutablePointer<Float>) {
+        var x = 0
+        while x &+ 8 <= n {
+            let q = s + 4 &* x
+            // Pixels 0–3 and 4–7: even lanes R, B; odd lanes G, X.
+            let lo = SIMD16<Float>(lowHalf: load8(q, 0), highHalf: load8(q, 8))
+            let hi = SIMD16<Float>(lowHalf: load8(q, 16), highHalf: load8(q, 24))
+            let even = SIMD16<Float>(lowHalf: lo.evenHalf, highHalf: hi.evenHalf)
+            store8(even.evenHalf, r, x); store8(even.oddHalf, b, x)
+            store8(SIMD16<Float>(lowHalf: lo.oddHalf, highHalf: hi.oddHalf).evenHalf, g, x)
+            x &+= 8
+        }
+        while x < n { r[x] = s[4 * x]; g[x] = s[4 * x + 1]; b[x] = s[4 * x + 2]; x += 1 }
     }
 }

@@ -118,4 +118,28 @@ final class ViewBatchLoaderTests: XCTestCase {
         let perLocal = 3 * 96 * 96
         XCTAssertEqual(Array(one[0].tensors[1][((7 * 5 + 3) * perLocal)..<((7 * 5 + 4) * perLocal)]), t[2 + 7])
     }
+
+    /// A sample that cannot be read fails its own batch with the reader's error (after the samples
+    /// before it were rendered); the batches around it are unaffected and in order.
+    func testAnUnreadableSampleFailsOnlyItsBatch() throws {
+        let ds = try ViewsRunTests.dataset(self)
+        let recipe = try XCTUnwrap(try PipelineFile.load(path: Fixtures.root + "/pipelines/simclr.yaml").views)
+        let reader = try DatasetReader(directory: ds)
+        let loader = try ViewBatchLoader(samples: Array(0..<9), epoch: 0, generator: try ViewGenerator(recipe: recipe, seed: 3),
+                                         batchSize: 3, workers: 2) { i in
+            if i == 4 { throw TesseraError(.corrupt, "sample \(i): truncated JPEG") }
+            return try TileDecoding.image(try reader.record(i))
+        }
+        XCTAssertEqual(try loader.next()?.samples, [0, 1, 2])
+        XCTAssertThrowsError(try loader.next()) { error in
+            XCTAssertTrue("\(error)".contains("sample 4: truncated JPEG"), "\(error)")
+        }
+        let last = try XCTUnwrap(try loader.next())
+        XCTAssertEqual(last.samples, [6, 7, 8])
+        let gen = try ViewGenerator(recipe: recipe, seed: 3)
+        let t = gen.tensors(of: try TileDecoding.image(try reader.record(7)), sample: 7, epoch: 0)
+        let per = 3 * 224 * 224
+        XCTAssertEqual(Array(last.tensors[0][(1 * per)..<(2 * per)]), t[0], "sample 7 (second of its batch), view 0")
+        XCTAssertNil(try loader.next())
+    }
 }
