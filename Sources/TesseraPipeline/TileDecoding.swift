@@ -128,3 +128,27 @@ public enum ContactSheet {
         return sheet
     }
 }
+
+/// Reads and decodes dataset samples on worker threads, each thread reusing its own record buffer
+/// and JPEG decoder (kept in the thread's dictionary, freed with the thread): per tile, one
+/// positional read, the CRC check and the decode, with no per-sample decoder set-up or copies.
+/// The pixels and errors are those of `TileDecoding.image(_: ShardRecord)`.
+public enum ThreadTileReader {
+    final class State {
+        let buffer = RecordBuffer()
+        let jpeg: JPEGTileDecoder
+        init() throws { jpeg = try JPEGTileDecoder() }
+    }
+
+    static let key = "tessera.tile-reader"
+
+    public static func image(_ reader: DatasetReader, _ i: Int) throws -> RGBImage {
+        let dictionary = Thread.current.threadDictionary
+        let state: State
+        if let s = dictionary[key] as? State { state = s } else {
+            state = try State()
+            dictionary[key] = state
+        }
+        return try reader.withRecord(i, buffer: state.buffer) { view in try TileDecoding.image(view, jpeg: state.jpeg) }
+    }
+}

@@ -106,7 +106,7 @@ public enum TrainRun {
             if let m = options.maxSteps { todo = Array(todo.prefix((m - stepsRun) * s.batchSize)) }
             let loader = try ViewBatchLoader(samples: todo, epoch: e, generator: generator, batchSize: s.batchSize, workers: workers,
                                              dropLast: true, threadExit: { VipsRuntime.threadShutdown() }) { i in
-                try TileDecoding.image(try reader.record(i))
+                try ThreadTileReader.image(reader, i)
             }
             var tick = Date()
             while let batch = try loader.next() {

@@ -47,7 +47,7 @@ public enum ViewsRun {
         let samples = Array(try reader.epoch(epoch, order: o, slides: slides, keys: keys))
         return try ViewBatchLoader(samples: samples, epoch: epoch, generator: try ViewGenerator(recipe: recipe, seed: seed),
                                    batchSize: batchSize, workers: workers, threadExit: { VipsRuntime.threadShutdown() }) { i in
-            try TileDecoding.image(try reader.record(i))
+            try ThreadTileReader.image(reader, i)
         }
     }
 
