@@ -6,18 +6,23 @@ import PackageDescription
 let optimize: [SwiftSetting] = []
 
 // The view kernels (Sources/TesseraViewKernels: the colour, blur, resampling and normalization loops
-// on float planes) are built twice from the same files: TesseraViewKernels for baseline x86-64, and
-// TesseraViewKernelsAVX2, whose sources are symlinks to those files, with `-target-cpu haswell`
-// (AVX2, FMA, BMI2; views ≈1.8× faster here) and TESSERA_HASWELL_KERNELS (floor as vroundps).
-// TesseraAugment calls the Haswell build only when CPUID says the CPU has every feature it may use
-// (`tsr_cpu_haswell_features`, CDigest), so the binary still runs on older x86-64;
-// TESSERA_VIEW_KERNELS=baseline forces the baseline build. Both give the same bytes: the kernels
-// form no fused multiply-adds (FusedViewsTests runs both). On other architectures the second build
-// is a plain copy that is never chosen.
+// on float planes) are built three times from the same files: TesseraViewKernels for baseline
+// x86-64; TesseraViewKernelsAVX2, whose sources are symlinks to those files, with `-target-cpu
+// haswell` (AVX2, FMA, BMI2; views ≈1.8× faster here) and TESSERA_HASWELL_KERNELS (floor as
+// vroundps); and TesseraViewKernelsAVX512 (symlinks too) with `-target-cpu skylake-avx512` and
+// TESSERA_AVX512_KERNELS (sixteen-float vectors in ZMM registers). TesseraAugment calls a build only
+// when CPUID says the CPU and OS support every feature it may use (`tsr_cpu_haswell_features`,
+// `tsr_cpu_avx512_features`, CDigest), so the binary still runs on older x86-64;
+// TESSERA_VIEW_KERNELS=baseline|avx2 caps the choice. All give the same bytes: the kernels form no
+// fused multiply-adds and each lane's arithmetic is independent of the width (FusedViewsTests runs
+// every build). On other architectures the extra builds are plain copies that are never chosen.
 #if arch(x86_64)
 let haswell: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"]), .define("TESSERA_HASWELL_KERNELS")]
+let avx512: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "skylake-avx512"]), .define("TESSERA_HASWELL_KERNELS"),
+                              .define("TESSERA_AVX512_KERNELS")]
 #else
 let haswell: [SwiftSetting] = []
+let avx512: [SwiftSetting] = []
 #endif
 
 let package = Package(
@@ -52,7 +57,8 @@ let package = Package(
         .target(name: "TesseraStain", dependencies: ["TesseraCore"], swiftSettings: optimize),
         .target(name: "TesseraViewKernels", swiftSettings: optimize),
         .target(name: "TesseraViewKernelsAVX2", swiftSettings: optimize + haswell),
-        .target(name: "TesseraAugment", dependencies: ["TesseraCore", "TesseraStain", "CDigest", "TesseraViewKernels", "TesseraViewKernelsAVX2"],
+        .target(name: "TesseraViewKernelsAVX512", swiftSettings: optimize + avx512),
+        .target(name: "TesseraAugment", dependencies: ["TesseraCore", "TesseraStain", "CDigest", "TesseraViewKernels", "TesseraViewKernelsAVX2", "TesseraViewKernelsAVX512"],
                 swiftSettings: optimize),
         .target(name: "TesseraTrain", dependencies: ["TesseraCore", "CBLAS"], swiftSettings: optimize),
         .target(name: "TesseraPipeline",
@@ -66,7 +72,7 @@ let package = Package(
         .testTarget(name: "TesseraCoreTests", dependencies: ["TesseraCore"]),
         .testTarget(name: "TesseraShardsTests", dependencies: ["TesseraShards", "TesseraCore"]),
         .testTarget(name: "TesseraSplitsTests", dependencies: ["TesseraSplits", "TesseraCore", "TesseraTestSupport"]),
-        .testTarget(name: "TesseraAugmentTests", dependencies: ["TesseraAugment", "TesseraViewKernels", "TesseraViewKernelsAVX2", "TesseraCore", "TesseraPipeline", "TesseraSlide", "TesseraTestSupport"]),
+        .testTarget(name: "TesseraAugmentTests", dependencies: ["TesseraAugment", "TesseraViewKernels", "TesseraViewKernelsAVX2", "TesseraViewKernelsAVX512", "TesseraCore", "TesseraPipeline", "TesseraSlide", "TesseraTestSupport"]),
         .testTarget(name: "TesseraStainTests", dependencies: ["TesseraStain", "TesseraCore", "TesseraSlide", "TesseraTestSupport"]),
         .testTarget(name: "TesseraTrainTests", dependencies: ["TesseraTrain", "TesseraCore", "TesseraTestSupport"]),
         .testTarget(name: "TesseraSlideTests", dependencies: ["TesseraSlide", "TesseraCore", "TesseraTestSupport"]),

@@ -192,8 +192,21 @@ int tsr_cpu_haswell_features(void) {
     if (!__get_cpuid(0x80000001, &a, &b, &c, &d)) return 0;
     return (c & (1u << 5)) ? 1 : 0;   // LZCNT
 }
+
+int tsr_cpu_avx512_features(void) {
+    if (!tsr_cpu_haswell_features()) return 0;
+    unsigned a, b, c, d;
+    unsigned xlo, xhi;
+    __asm__ volatile("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
+    if ((xlo & 0xE6) != 0xE6) return 0;   // the OS saves XMM, YMM, opmask and all ZMM registers
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    // AVX512F, AVX512DQ, AVX512CD, AVX512BW, AVX512VL (what -target-cpu skylake-avx512 may use).
+    const unsigned leaf7 = (1u << 16) | (1u << 17) | (1u << 28) | (1u << 30) | (1u << 31);
+    return (b & leaf7) == leaf7 ? 1 : 0;
+}
 #else
 int tsr_cpu_haswell_features(void) { return 0; }
+int tsr_cpu_avx512_features(void) { return 0; }
 int tsr_crc32c_hardware_available(void) { return 0; }
 int tsr_crc32c_vpclmul_available(void) { return 0; }
 uint32_t tsr_crc32c_hardware(uint32_t crc, const void *data, size_t len) { (void) data; (void) len; return crc; }

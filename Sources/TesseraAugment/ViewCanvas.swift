@@ -10,8 +10,8 @@ import TesseraCore
 final class ViewCanvas {
     private(set) var width = 0
     private(set) var height = 0
-    /// Floats per plane: width × height rounded up to whole SIMD8 vectors. The padding lanes hold
-    /// finite values that no result reads.
+    /// Floats per plane: width × height rounded up to a multiple of 16 (whole vectors in every
+    /// kernel build). The padding lanes hold finite values that no result reads.
     private(set) var planeStride = 0
     private(set) var planes: UnsafeMutablePointer<Float>
     /// Second set of planes, for operations that cannot work in place (rotation).
@@ -41,7 +41,7 @@ final class ViewCanvas {
     func reshape(width w: Int, height h: Int) {
         width = w
         height = h
-        planeStride = (w * h + 7) & ~7
+        planeStride = (w * h + 15) & ~15
         if 3 * planeStride > capacity {
             capacity = 3 * planeStride
             planes.deallocate(); spare.deallocate()

@@ -2,9 +2,11 @@ import CDigest
 import Foundation
 import TesseraViewKernels
 import TesseraViewKernelsAVX2
+import TesseraViewKernelsAVX512
 
-/// The loops of `ViewKernels`, which TesseraViewKernels (baseline x86-64) and TesseraViewKernelsAVX2
-/// (the same source built for Haswell-class CPUs, see Package.swift) both provide.
+/// The loops of `ViewKernels`, which TesseraViewKernels (baseline x86-64), TesseraViewKernelsAVX2 and
+/// TesseraViewKernelsAVX512 (the same source built for Haswell-class and AVX-512 CPUs, see
+/// Package.swift) all provide, with the same bytes.
 protocol ViewKernelSet: Sendable {
     static func blend(_ p: UnsafeMutablePointer<Float>, count: Int, factor: Float, add: Float)
     static func graySum(_ r: UnsafeMutablePointer<Float>, _ g: UnsafeMutablePointer<Float>, _ b: UnsafeMutablePointer<Float>, count: Int) -> Float
@@ -28,13 +30,25 @@ protocol ViewKernelSet: Sendable {
 
 extension TesseraViewKernels.ViewKernels: ViewKernelSet {}
 extension TesseraViewKernelsAVX2.ViewKernels: ViewKernelSet {}
+extension TesseraViewKernelsAVX512.ViewKernels: ViewKernelSet {}
 
 enum ViewKernelChoice {
     static let baseline: any ViewKernelSet.Type = TesseraViewKernels.ViewKernels.self
     static let haswell: any ViewKernelSet.Type = TesseraViewKernelsAVX2.ViewKernels.self
+    static let avx512: any ViewKernelSet.Type = TesseraViewKernelsAVX512.ViewKernels.self
     /// Whether this CPU runs the Haswell build (AVX2, FMA, BMI1/2, F16C, MOVBE, LZCNT, OS YMM state).
     static let haswellSupported = tsr_cpu_haswell_features() == 1
-    /// The build new canvases use: Haswell where supported, unless TESSERA_VIEW_KERNELS=baseline.
-    static let preferred: any ViewKernelSet.Type =
-        haswellSupported && ProcessInfo.processInfo.environment["TESSERA_VIEW_KERNELS"] != "baseline" ? haswell : baseline
+    /// Whether it runs the AVX-512 build (AVX-512 F/CD/BW/DQ/VL, OS ZMM state, and all of the above).
+    static let avx512Supported = tsr_cpu_avx512_features() == 1
+    /// The builds this CPU can run, slowest first, with their names (tests run them all).
+    static let supported: [(name: String, kernels: any ViewKernelSet.Type)] =
+        [("baseline", baseline)] + (haswellSupported ? [("avx2", haswell)] : []) + (avx512Supported ? [("avx512", avx512)] : [])
+    /// The build new canvases use: the widest supported, capped by TESSERA_VIEW_KERNELS=baseline|avx2.
+    static let preferred: any ViewKernelSet.Type = {
+        switch ProcessInfo.processInfo.environment["TESSERA_VIEW_KERNELS"] {
+        case "baseline": return baseline
+        case "avx2": return haswellSupported ? haswell : baseline
+        default: return supported.last!.kernels
+        }
+    }()
 }

@@ -1,33 +1,34 @@
 // The hot loops of view generation, on raw float planes. This file (with Lanes.swift) is compiled
-// twice: as TesseraViewKernels for baseline x86-64 and, through symlinks, as TesseraViewKernelsAVX2
-// with `-target-cpu haswell` (see Package.swift). TesseraAugment picks one at run time by the CPU's
-// features. Only plain float adds, multiplies, divides, compares and bit operations are used, in the
-// order the `PixelOps` references compute them — no fused multiply-add is formed (Swift emits no
-// contractible arithmetic) — so both builds give the same bytes (tested).
+// three times: as TesseraViewKernels for baseline x86-64 and, through symlinks, as
+// TesseraViewKernelsAVX2 (`-target-cpu haswell`) and TesseraViewKernelsAVX512 (`-target-cpu
+// skylake-avx512`, sixteen-float vectors; see Package.swift). TesseraAugment picks one at run time
+// by the CPU's features. Only plain float adds, multiplies, divides, compares and bit operations are
+// used, in the order the `PixelOps` references compute them, lane by lane — no fused multiply-add is
+// formed (Swift emits no contractible arithmetic) — so all builds give the same bytes (tested).
 //
 // The planes hold whole numbers 0…255 (bytes kept as Float), each `count` rounded up to a multiple
-// of 8 with finite padding lanes that no result reads.
+// of 16 (whole vectors in every build) with finite padding lanes that no result reads.
 
 public enum ViewKernels: Sendable {
     // MARK: Colour (torchvision semantics on uint8)
 
-    /// blend with a constant: x ← trunc(clamp(f·x + add)) over `count` floats (a multiple of 8).
+    /// blend with a constant: x ← trunc(clamp(f·x + add)) over `count` floats (a multiple of 16).
     public static func blend(_ p: UnsafeMutablePointer<Float>, count end: Int, factor f: Float, add: Float) {
-        let f8 = SIMD8<Float>(repeating: f), a8 = SIMD8<Float>(repeating: add)
+        let f8 = V(repeating: f), a8 = V(repeating: add)
         var i = 0
         if 0 <= f && f <= 1 && add >= 0 {
             // A convex mix of values in 0…255 stays in 0…255 (+ rounding, still below 256): the
             // clamp cannot change anything, the truncation is a floor.
-            while i < end { store8(floorOf(f8 * load8(p, i) + a8), p, i); i &+= 8 }
+            while i < end { storeV(floorOf(f8 * loadV(p, i) + a8), p, i); i &+= V.scalarCount }
         } else {
-            while i < end { store8(byteValue(f8 * load8(p, i) + a8), p, i); i &+= 8 }
+            while i < end { storeV(byteValue(f8 * loadV(p, i) + a8), p, i); i &+= V.scalarCount }
         }
     }
 
     /// torchvision's grayscale of pixels i…i+7, truncated.
-    @_transparent static func gray8(_ r: UnsafeMutablePointer<Float>, _ g: UnsafeMutablePointer<Float>,
-                                    _ b: UnsafeMutablePointer<Float>, _ i: Int) -> SIMD8<Float> {
-        byteValue(0.2989 * load8(r, i) + 0.587 * load8(g, i) + 0.114 * load8(b, i))
+    @_transparent static func grayV(_ r: UnsafeMutablePointer<Float>, _ g: UnsafeMutablePointer<Float>,
+                                    _ b: UnsafeMutablePointer<Float>, _ i: Int) -> V {
+        byteValue(0.2989 * loadV(r, i) + 0.587 * loadV(g, i) + 0.114 * loadV(b, i))
     }
 
     @inline(__always) static func gray(_ r: Float, _ g: Float, _ b: Float) -> Float {
@@ -41,10 +42,10 @@ public enum ViewKernels: Sendable {
         if Float(n) * 255 < 0x1p24 {
             // The grey values are whole numbers and every partial sum stays below 2²⁴, so the
             // sum is exact in any order: eight lanes give the reference's running sum.
-            let whole = n & ~7
-            var acc = SIMD8<Float>.zero
+            let whole = n & ~(V.scalarCount - 1)
+            var acc = V.zero
             var i = 0
-            while i < whole { acc += gray8(r, g, b, i); i &+= 8 }
+            while i < whole { acc += grayV(r, g, b, i); i &+= V.scalarCount }
             sum = acc.sum()
             while i < n { sum += gray(r[i], g[i], b[i]); i += 1 }
         } else {
@@ -62,15 +63,15 @@ public enum ViewKernels: Sendable {
     /// `clamp: false` when f ∈ 0…1: a convex mix of a channel and its grey stays in 0…255.
     @inline(__always) static func saturation(_ r: UnsafeMutablePointer<Float>, _ g: UnsafeMutablePointer<Float>,
                                              _ b: UnsafeMutablePointer<Float>, _ end: Int, _ f: Float, clamp: Bool) {
-        let f8 = SIMD8<Float>(repeating: f), g8 = SIMD8<Float>(repeating: 1 - f)
+        let f8 = V(repeating: f), g8 = V(repeating: 1 - f)
         var i = 0
         while i < end {
-            let grey = g8 * gray8(r, g, b, i)
-            let ro = f8 * load8(r, i) + grey, go = f8 * load8(g, i) + grey, bo = f8 * load8(b, i) + grey
-            store8(clamp ? byteValue(ro) : floorOf(ro), r, i)
-            store8(clamp ? byteValue(go) : floorOf(go), g, i)
-            store8(clamp ? byteValue(bo) : floorOf(bo), b, i)
-            i &+= 8
+            let grey = g8 * grayV(r, g, b, i)
+            let ro = f8 * loadV(r, i) + grey, go = f8 * loadV(g, i) + grey, bo = f8 * loadV(b, i) + grey
+            storeV(clamp ? byteValue(ro) : floorOf(ro), r, i)
+            storeV(clamp ? byteValue(go) : floorOf(go), g, i)
+            storeV(clamp ? byteValue(bo) : floorOf(bo), b, i)
+            i &+= V.scalarCount
         }
     }
 
@@ -78,7 +79,7 @@ public enum ViewKernels: Sendable {
     /// bits, so x·hi is exact, and x·lo (lo = 1/255 − hi, correctly rounded) corrects it far below
     /// half an ulp; x/255 repeats x's eight bits forever, so it is never near a rounding tie. The
     /// sum then rounds as the quotient does (checked for all 256 values in the tests).
-    @_transparent static func over255(_ x: SIMD8<Float>) -> SIMD8<Float> {
+    @_transparent static func over255(_ x: V) -> V {
         x * 0x1.01p-8 + x * 0x1.010102p-24
     }
 
@@ -89,9 +90,9 @@ public enum ViewKernels: Sendable {
                            _ bp: UnsafeMutablePointer<Float>, count end: Int, shift h: Float) {
         var i = 0
         while i < end {
-            let rb = load8(rp, i), gb = load8(gp, i), bb = load8(bp, i)
+            let rb = loadV(rp, i), gb = loadV(gp, i), bb = loadV(bp, i)
             let r = over255(rb), g = over255(gb), b = over255(bb)
-            let maxc = max8(max8(r, g), b), minc = min8(min8(r, g), b)
+            let maxc = maxV(maxV(r, g), b), minc = minV(minV(r, g), b)
             let v = maxc, cr = maxc - minc
             let s = cr / select(maxc .== 0, .one, maxc)
             let crDiv = select(cr .== 0, .one, cr)
@@ -99,7 +100,7 @@ public enum ViewKernels: Sendable {
             // As (base + A/crDiv) − B/crDiv: 0 + bc is bc exactly (bc ≥ +0).
             let isR = maxc .== r, isG = (.!isR) .& (maxc .== g)
             let first = select(isR, b, select(isG, r, g)), second = select(isR, g, select(isG, b, r))
-            let base = select(isR, .zero, select(isG, SIMD8(repeating: 2), SIMD8(repeating: 4)))
+            let base = select(isR, .zero, select(isG, V(repeating: 2), V(repeating: 4)))
             var hh = (base + (maxc - first) / crDiv) - (maxc - second) / crDiv
             hh = hh / 6 + 1
             hh = select(hh .>= 1, hh - 1, hh)
@@ -119,8 +120,8 @@ public enum ViewKernels: Sendable {
             let go = select(ge6, t, select(ge4, p, select(ge3, q, select(ge1, v, t))))
             let bo = select(ge6, p, select(ge5, q, select(ge3, v, select(ge2, t, p))))
             // All of v, p, q, t lie in 0…1, so ×255 needs no clamp before the truncation.
-            store8(floorOf(ro * 255), rp, i); store8(floorOf(go * 255), gp, i); store8(floorOf(bo * 255), bp, i)
-            i &+= 8
+            storeV(floorOf(ro * 255), rp, i); storeV(floorOf(go * 255), gp, i); storeV(floorOf(bo * 255), bp, i)
+            i &+= V.scalarCount
         }
     }
 
@@ -128,29 +129,29 @@ public enum ViewKernels: Sendable {
                                  _ b: UnsafeMutablePointer<Float>, count end: Int) {
         var i = 0
         while i < end {
-            let y = gray8(r, g, b, i)
-            store8(y, r, i); store8(y, g, i); store8(y, b, i)
-            i &+= 8
+            let y = grayV(r, g, b, i)
+            storeV(y, r, i); storeV(y, g, i); storeV(y, b, i)
+            i &+= V.scalarCount
         }
     }
 
     public static func solarize(_ p: UnsafeMutablePointer<Float>, count end: Int, threshold: Float) {
-        let t = SIMD8<Float>(repeating: threshold)
+        let t = V(repeating: threshold)
         var i = 0
         while i < end {
-            let x = load8(p, i)
-            store8(select(x .>= t, 255 - x, x), p, i)
-            i &+= 8
+            let x = loadV(p, i)
+            storeV(select(x .>= t, 255 - x, x), p, i)
+            i &+= V.scalarCount
         }
     }
 
     /// Float32 (v·scale − shift) of n values.
     public static func normalize(_ src: UnsafeMutablePointer<Float>, into dst: UnsafeMutablePointer<Float>, count n: Int,
                                  scale: Float, shift: Float) {
-        let whole = n & ~7
-        let s8 = SIMD8<Float>(repeating: scale), h8 = SIMD8<Float>(repeating: shift)
+        let whole = n & ~(V.scalarCount - 1)
+        let s8 = V(repeating: scale), h8 = V(repeating: shift)
         var i = 0
-        while i < whole { store8(load8(src, i) * s8 - h8, dst, i); i &+= 8 }
+        while i < whole { storeV(loadV(src, i) * s8 - h8, dst, i); i &+= V.scalarCount }
         while i < n { dst[i] = src[i] * scale - shift; i += 1 }
     }
 
@@ -171,7 +172,7 @@ public enum ViewKernels: Sendable {
                                     kernel k: UnsafePointer<Float>, radius: Int, scratch mid: UnsafeMutablePointer<Float>) {
         let taps = 2 * radius + 1
         let row = mid + w * h
-        let whole = w & ~7
+        let whole = w & ~(V.scalarCount - 1)
         // Rows the vertical taps read, per output row: reflected once, not per pixel.
         let rows = UnsafeMutablePointer<UnsafeMutablePointer<Float>>.allocate(capacity: taps)
         defer { rows.deallocate() }
@@ -182,31 +183,32 @@ public enum ViewKernels: Sendable {
             (row + radius).update(from: src, count: w)
             let m = mid + y * w
             var x = 0
-            // 32 columns at a time: four independent add chains (each column still sums in tap order).
-            while x &+ 32 <= whole {
-                var a0 = SIMD8<Float>.zero, a1 = a0, a2 = a0, a3 = a0
+            // Four vectors of columns at a time: four independent add chains (each column still sums
+            // in tap order).
+            while x &+ 4 &* L <= whole {
+                var a0 = V.zero, a1 = a0, a2 = a0, a3 = a0
                 var t = 0
                 while t < taps {
                     let kt = k[t], q = row + (x &+ t)
-                    a0 += load8(q, 0) * kt; a1 += load8(q, 8) * kt; a2 += load8(q, 16) * kt; a3 += load8(q, 24) * kt
+                    a0 += loadV(q, 0) * kt; a1 += loadV(q, L) * kt; a2 += loadV(q, 2 &* L) * kt; a3 += loadV(q, 3 &* L) * kt
                     t &+= 1
                 }
-                store8(a0, m, x); store8(a1, m, x &+ 8); store8(a2, m, x &+ 16); store8(a3, m, x &+ 24)
-                x &+= 32
+                storeV(a0, m, x); storeV(a1, m, x &+ L); storeV(a2, m, x &+ 2 &* L); storeV(a3, m, x &+ 3 &* L)
+                x &+= 4 &* L
             }
-            while x &+ 16 <= whole {
-                var a0 = SIMD8<Float>.zero, a1 = a0
+            while x &+ 2 &* L <= whole {
+                var a0 = V.zero, a1 = a0
                 var t = 0
-                while t < taps { a0 += load8(row, x &+ t) * k[t]; a1 += load8(row, x &+ 8 &+ t) * k[t]; t &+= 1 }
-                store8(a0, m, x); store8(a1, m, x &+ 8)
-                x &+= 16
+                while t < taps { a0 += loadV(row, x &+ t) * k[t]; a1 += loadV(row, x &+ L &+ t) * k[t]; t &+= 1 }
+                storeV(a0, m, x); storeV(a1, m, x &+ L)
+                x &+= 2 &* L
             }
             while x < whole {
-                var acc = SIMD8<Float>.zero
+                var acc = V.zero
                 var t = 0
-                while t < taps { acc += load8(row, x &+ t) * k[t]; t &+= 1 }
-                store8(acc, m, x)
-                x &+= 8
+                while t < taps { acc += loadV(row, x &+ t) * k[t]; t &+= 1 }
+                storeV(acc, m, x)
+                x &+= L
             }
             while x < w {
                 var acc: Float = 0
@@ -227,37 +229,37 @@ public enum ViewKernels: Sendable {
     /// still sums in tap order, so the bytes do not depend on the chunking).
     @inline(__always) static func weightedRows(taps n: Int, width: Int, rows: UnsafePointer<UnsafeMutablePointer<Float>>,
                                                weights: UnsafePointer<Float>, into d: UnsafeMutablePointer<Float>) {
-        let whole = width & ~7
+        let whole = width & ~(V.scalarCount - 1)
         var x = 0
-        while x &+ 32 <= whole {
-            var a0 = SIMD8<Float>(repeating: 0.5), a1 = a0, a2 = a0, a3 = a0
+        while x &+ 4 &* L <= whole {
+            var a0 = V(repeating: 0.5), a1 = a0, a2 = a0, a3 = a0
             var t = 0
             while t < n {
                 let q = rows[t] + x, wt = weights[t]
-                a0 += load8(q, 0) * wt; a1 += load8(q, 8) * wt; a2 += load8(q, 16) * wt; a3 += load8(q, 24) * wt
+                a0 += loadV(q, 0) * wt; a1 += loadV(q, L) * wt; a2 += loadV(q, 2 &* L) * wt; a3 += loadV(q, 3 &* L) * wt
                 t &+= 1
             }
-            store8(byteValue(a0), d, x); store8(byteValue(a1), d, x &+ 8)
-            store8(byteValue(a2), d, x &+ 16); store8(byteValue(a3), d, x &+ 24)
-            x &+= 32
+            storeV(byteValue(a0), d, x); storeV(byteValue(a1), d, x &+ L)
+            storeV(byteValue(a2), d, x &+ 2 &* L); storeV(byteValue(a3), d, x &+ 3 &* L)
+            x &+= 4 &* L
         }
-        while x &+ 16 <= whole {
-            var a0 = SIMD8<Float>(repeating: 0.5), a1 = a0
+        while x &+ 2 &* L <= whole {
+            var a0 = V(repeating: 0.5), a1 = a0
             var t = 0
             while t < n {
                 let q = rows[t], wt = weights[t]
-                a0 += load8(q, x) * wt; a1 += load8(q, x &+ 8) * wt
+                a0 += loadV(q, x) * wt; a1 += loadV(q, x &+ L) * wt
                 t &+= 1
             }
-            store8(byteValue(a0), d, x); store8(byteValue(a1), d, x &+ 8)
-            x &+= 16
+            storeV(byteValue(a0), d, x); storeV(byteValue(a1), d, x &+ L)
+            x &+= 2 &* L
         }
         while x < whole {
-            var acc = SIMD8<Float>(repeating: 0.5)
+            var acc = V(repeating: 0.5)
             var t = 0
-            while t < n { acc += load8(rows[t], x) * weights[t]; t &+= 1 }
-            store8(byteValue(acc), d, x)
-            x &+= 8
+            while t < n { acc += loadV(rows[t], x) * weights[t]; t &+= 1 }
+            storeV(byteValue(acc), d, x)
+            x &+= L
         }
         while x < width {
             var acc: Float = 0.5
@@ -315,13 +317,29 @@ public enum ViewKernels: Sendable {
             for o in 0..<outWidth {
                 var p = block + 32 &* Int(start[o])
                 let n = Int(count[o]), wk = wBase + o &* stride
-                // Four add chains side by side, two rows each; every lane sums one channel of one
+#if TESSERA_AVX512_KERNELS
+                // Two add chains side by side, four rows each; every lane sums one channel of one
                 // row from 0 in its own tap order.
-                var a0 = SIMD8<Float>.zero, a1 = a0, a2 = a0, a3 = a0
+                var a0 = V.zero, a1 = a0
                 var k = 0
                 while k < n {
-                    let w = SIMD8<Float>(repeating: wk[k])
-                    a0 += load8(p, 0) * w; a1 += load8(p, 8) * w; a2 += load8(p, 16) * w; a3 += load8(p, 24) * w
+                    let w = V(repeating: wk[k])
+                    a0 += loadV(p, 0) * w; a1 += loadV(p, 16) * w
+                    k &+= 1; p += 32
+                }
+                let d = m + 4 &* (mirrored ? outWidth &- 1 &- o : o)
+                store4(a0.lowHalf.lowHalf, d); store4(a0.lowHalf.highHalf, d + rowFloats)
+                store4(a0.highHalf.lowHalf, d + 2 &* rowFloats); store4(a0.highHalf.highHalf, d + 3 &* rowFloats)
+                store4(a1.lowHalf.lowHalf, d + 4 &* rowFloats); store4(a1.lowHalf.highHalf, d + 5 &* rowFloats)
+                store4(a1.highHalf.lowHalf, d + 6 &* rowFloats); store4(a1.highHalf.highHalf, d + 7 &* rowFloats)
+#else
+                // Four add chains side by side, two rows each; every lane sums one channel of one
+                // row from 0 in its own tap order.
+                var a0 = V.zero, a1 = a0, a2 = a0, a3 = a0
+                var k = 0
+                while k < n {
+                    let w = V(repeating: wk[k])
+                    a0 += loadV(p, 0) * w; a1 += loadV(p, 8) * w; a2 += loadV(p, 16) * w; a3 += loadV(p, 24) * w
                     k &+= 1; p += 32
                 }
                 let d = m + 4 &* (mirrored ? outWidth &- 1 &- o : o)
@@ -329,6 +347,7 @@ public enum ViewKernels: Sendable {
                 store4(a1.lowHalf, d + 2 &* rowFloats); store4(a1.highHalf, d + 3 &* rowFloats)
                 store4(a2.lowHalf, d + 4 &* rowFloats); store4(a2.highHalf, d + 5 &* rowFloats)
                 store4(a3.lowHalf, d + 6 &* rowFloats); store4(a3.highHalf, d + 7 &* rowFloats)
+#endif
             }
         }
     }
@@ -352,19 +371,19 @@ public enum ViewKernels: Sendable {
         }
     }
 
-    /// RGBX pixels (4 floats each) to three planes; eight pixels per step by lane shuffles.
+    /// RGBX pixels (4 floats each) to three planes; one vector of pixels per step by lane shuffles.
     @inline(__always) static func deinterleave(_ s: UnsafeMutablePointer<Float>, count n: Int, into r: UnsafeMutablePointer<Float>,
                                                _ g: UnsafeMutablePointer<Float>, _ b: UnsafeMutablePointer<Float>) {
         var x = 0
-        while x &+ 8 <= n {
+        while x &+ L <= n {
             let q = s + 4 &* x
-            // Pixels 0–3 and 4–7: even lanes R, B; odd lanes G, X.
-            let lo = SIMD16<Float>(lowHalf: load8(q, 0), highHalf: load8(q, 8))
-            let hi = SIMD16<Float>(lowHalf: load8(q, 16), highHalf: load8(q, 24))
-            let even = SIMD16<Float>(lowHalf: lo.evenHalf, highHalf: hi.evenHalf)
-            store8(even.evenHalf, r, x); store8(even.oddHalf, b, x)
-            store8(SIMD16<Float>(lowHalf: lo.oddHalf, highHalf: hi.oddHalf).evenHalf, g, x)
-            x &+= 8
+            // The first and second half of the pixels: even lanes R, B; odd lanes G, X.
+            let lo = V2(lowHalf: loadV(q, 0), highHalf: loadV(q, L))
+            let hi = V2(lowHalf: loadV(q, 2 &* L), highHalf: loadV(q, 3 &* L))
+            let even = V2(lowHalf: lo.evenHalf, highHalf: hi.evenHalf)
+            storeV(even.evenHalf, r, x); storeV(even.oddHalf, b, x)
+            storeV(V2(lowHalf: lo.oddHalf, highHalf: hi.oddHalf).evenHalf, g, x)
+            x &+= L
         }
         while x < n { r[x] = s[4 * x]; g[x] = s[4 * x + 1]; b[x] = s[4 * x + 2]; x += 1 }
     }

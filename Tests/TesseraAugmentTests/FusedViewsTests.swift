@@ -23,9 +23,8 @@ final class FusedViewsTests: XCTestCase {
         return try paths.map { try ImageDecoder.readRGB(path: $0) }
     }
 
-    /// The builds of the view kernels this CPU can run: baseline, and Haswell where supported.
-    static let kernelSets: [(name: String, kernels: any ViewKernelSet.Type)] =
-        [("baseline", ViewKernelChoice.baseline)] + (ViewKernelChoice.haswellSupported ? [("haswell", ViewKernelChoice.haswell)] : [])
+    /// The builds of the view kernels this CPU can run: baseline, and AVX2 and AVX-512 where supported.
+    static let kernelSets = ViewKernelChoice.supported
 
     func canvas(_ im: RGBImage, _ kernels: any ViewKernelSet.Type = ViewKernelChoice.preferred) -> ViewCanvas {
         let c = ViewCanvas(kernels: kernels)
