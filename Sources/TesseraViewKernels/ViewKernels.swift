@@ -276,11 +276,11 @@ public enum ViewKernels: Sendable {
     /// in the last block are zeros. `out` holds ⌈height/8⌉ · width · 32 floats.
     public static func blockRows(_ bytes: UnsafePointer<UInt8>, width w: Int, height h: Int, into out: UnsafeMutablePointer<Float>) {
         let blocks = (h &+ 7) / 8
-        // Each row converted whole (a plain loop the compiler vectorizes), then each pixel moved as
-        // one 16-byte load — its R, G, B and the next value, which the blend zeroes — and store.
-        let line = UnsafeMutablePointer<Float>.allocate(capacity: 3 &* w &+ 4)
+        // Each row converted whole (a plain loop the compiler vectorizes), then L/4 pixels at a time
+        // spread from R, G, B to R, G, B, 0 by one lane shuffle and stored as four-float runs.
+        let line = UnsafeMutablePointer<Float>.allocate(capacity: 3 &* w &+ 2 &* L)
         defer { line.deallocate() }
-        line.update(repeating: 0, count: 3 &* w &+ 4)
+        line.update(repeating: 0, count: 3 &* w &+ 2 &* L)
         let keep: SIMDMask<SIMD4<Int32>> = [true, true, true, false]
         for y in 0..<(blocks &* 8) {
             let offset: Int = (y / 8) &* w &* 32 &+ (y % 8) &* 4
@@ -291,9 +291,23 @@ public enum ViewKernels: Sendable {
             }
             let row = bytes + y &* w &* 3
             for i in 0..<(3 &* w) { line[i] = Float(row[i]) }
-            for x in 0..<w {
+            var x = 0
+            while x &+ L / 4 <= w {
+                let v = loadV(line, 3 &* x)
+                var spread = V.zero
+                for j in 0..<(L / 4) {
+                    spread[4 &* j] = v[3 &* j]; spread[4 &* j &+ 1] = v[3 &* j &+ 1]; spread[4 &* j &+ 2] = v[3 &* j &+ 2]
+                }
+                let d = base + 32 &* x
+                for j in 0..<(L / 4) {
+                    store4(SIMD4(spread[4 &* j], spread[4 &* j &+ 1], spread[4 &* j &+ 2], spread[4 &* j &+ 3]), d + 32 &* j)
+                }
+                x &+= L / 4
+            }
+            while x < w {
                 let v = UnsafeRawPointer(line + 3 &* x).loadUnaligned(as: SIMD4<Float>.self)
                 store4(SIMD4<Float>.zero.replacing(with: v, where: keep), base + 32 &* x)
+                x &+= 1
             }
         }
     }
@@ -314,25 +328,51 @@ public enum ViewKernels: Sendable {
         for b in 0..<blocks {
             let block = UnsafeMutablePointer(mutating: src) + (blockLo &+ b) &* srcWidth &* 32
             let m = mid + b &* 8 &* rowFloats
-            for o in 0..<outWidth {
-                var p = block + 32 &* Int(start[o])
-                let n = Int(count[o]), wk = wBase + o &* stride
 #if TESSERA_AVX512_KERNELS
-                // Two add chains side by side, four rows each; every lane sums one channel of one
-                // row from 0 in its own tap order.
-                var a0 = V.zero, a1 = a0
-                var k = 0
-                while k < n {
-                    let w = V(repeating: wk[k])
-                    a0 += loadV(p, 0) * w; a1 += loadV(p, 16) * w
-                    k &+= 1; p += 32
-                }
+            // Eight rows of one output are two vectors; the adds' latency would bound their two
+            // chains, so two outputs with the same tap count go side by side (four chains).
+            @inline(__always) func put(_ a0: V, _ a1: V, _ o: Int) {
                 let d = m + 4 &* (mirrored ? outWidth &- 1 &- o : o)
                 store4(a0.lowHalf.lowHalf, d); store4(a0.lowHalf.highHalf, d + rowFloats)
                 store4(a0.highHalf.lowHalf, d + 2 &* rowFloats); store4(a0.highHalf.highHalf, d + 3 &* rowFloats)
                 store4(a1.lowHalf.lowHalf, d + 4 &* rowFloats); store4(a1.lowHalf.highHalf, d + 5 &* rowFloats)
                 store4(a1.highHalf.lowHalf, d + 6 &* rowFloats); store4(a1.highHalf.highHalf, d + 7 &* rowFloats)
+            }
+            var o = 0
+            while o < outWidth {
+                let n = Int(count[o])
+                var p = block + 32 &* Int(start[o])
+                let wk = wBase + o &* stride
+                // Every lane sums one channel of one row from 0 in its own tap order.
+                var a0 = V.zero, a1 = a0
+                if o &+ 1 < outWidth && Int(count[o &+ 1]) == n {
+                    var q = block + 32 &* Int(start[o &+ 1])
+                    let wq = wk + stride
+                    var b0 = V.zero, b1 = b0
+                    var k = 0
+                    while k < n {
+                        let w = V(repeating: wk[k]), u = V(repeating: wq[k])
+                        a0 += loadV(p, 0) * w; a1 += loadV(p, 16) * w
+                        b0 += loadV(q, 0) * u; b1 += loadV(q, 16) * u
+                        k &+= 1; p += 32; q += 32
+                    }
+                    put(a0, a1, o); put(b0, b1, o &+ 1)
+                    o &+= 2
+                } else {
+                    var k = 0
+                    while k < n {
+                        let w = V(repeating: wk[k])
+                        a0 += loadV(p, 0) * w; a1 += loadV(p, 16) * w
+                        k &+= 1; p += 32
+                    }
+                    put(a0, a1, o)
+                    o &+= 1
+                }
+            }
 #else
+            for o in 0..<outWidth {
+                var p = block + 32 &* Int(start[o])
+                let n = Int(count[o]), wk = wBase + o &* stride
                 // Four add chains side by side, two rows each; every lane sums one channel of one
                 // row from 0 in its own tap order.
                 var a0 = V.zero, a1 = a0, a2 = a0, a3 = a0
@@ -347,8 +387,8 @@ public enum ViewKernels: Sendable {
                 store4(a1.lowHalf, d + 2 &* rowFloats); store4(a1.highHalf, d + 3 &* rowFloats)
                 store4(a2.lowHalf, d + 4 &* rowFloats); store4(a2.highHalf, d + 5 &* rowFloats)
                 store4(a3.lowHalf, d + 6 &* rowFloats); store4(a3.highHalf, d + 7 &* rowFloats)
-#endif
             }
+#endif
         }
     }
 
