@@ -16,7 +16,8 @@ public struct ViewBatch: Sendable {
 /// batches in a stable order (the order of `samples`) whatever the number of workers, at most
 /// `prefetch` batches are held, and the producer waits when the consumer is slow (back-pressure).
 /// Each batch is a pure function of (recipe, seed, epoch, sample indices), so it is byte-identical
-/// for any number of workers.
+/// for any number of workers. A loader dropped or cancelled before the end of its epoch stops its
+/// threads (each after the batch it is making).
 public final class ViewBatchLoader: @unchecked Sendable {
     public let generator: ViewGenerator
     public let batchSize: Int
@@ -54,7 +55,13 @@ public final class ViewBatchLoader: @unchecked Sendable {
         }
     }
 
-    /// The next batch, or nil at the end of the epoch; rethrows a sample's read or decode error.
+    deinit { pool.cancel() }
+
+    /// Stops early: batches not yet taken are dropped and the worker threads end; `next()` returns nil.
+    public func cancel() { pool.cancel() }
+
+    /// The next batch, or nil at the end of the epoch (or after `cancel()`); rethrows a sample's
+    /// read or decode error.
     public func next() throws -> ViewBatch? {
         guard let r = pool.next(stuck: { _ in .failure(TesseraError(.timeout, "a view batch got stuck")) }) else { return nil }
         return try r.get()

@@ -7,6 +7,8 @@ import Foundation
 /// (back-pressure) and memory stays bounded whatever the input size. A job running longer
 /// than `stuckLimit` is abandoned: its thread is left to finish or hang on its own, its result
 /// is replaced, and a fresh worker takes its place, so one stuck call never stops the run.
+/// `cancel()` lets a consumer stop early: waiting jobs are dropped, `submit` no longer blocks, and
+/// the workers end once their current job is done.
 public final class OrderedPool<Job, Output, Context>: @unchecked Sendable {
     private let cond = NSCondition()
     /// Waiting jobs; taken entries are cleared at once so that a finished job's data is freed.
@@ -18,6 +20,7 @@ public final class OrderedPool<Job, Output, Context>: @unchecked Sendable {
     private var submitted = 0
     private var consumed = 0
     private var closed = false
+    private var cancelled = false
     private var liveWorkers = 0
     private let capacity: Int
     private let makeContext: @Sendable () -> Context
@@ -54,7 +57,7 @@ public final class OrderedPool<Job, Output, Context>: @unchecked Sendable {
                     threadExit()
                     return
                 }
-                results[seq] = out
+                if !cancelled { results[seq] = out }
                 cond.broadcast()
                 cond.unlock()
             }
@@ -71,8 +74,8 @@ public final class OrderedPool<Job, Output, Context>: @unchecked Sendable {
 
     private func take() -> (Int, Job)? {
         cond.lock(); defer { cond.unlock() }
-        while queueHead == queue.count && !closed { cond.wait() }
-        guard queueHead < queue.count, let item = queue[queueHead] else { return nil }
+        while queueHead == queue.count && !closed && !cancelled { cond.wait() }
+        guard !cancelled, queueHead < queue.count, let item = queue[queueHead] else { return nil }
         queue[queueHead] = nil
         queueHead += 1
         if queueHead > 256 { queue.removeFirst(queueHead); queueHead = 0 }
@@ -80,10 +83,12 @@ public final class OrderedPool<Job, Output, Context>: @unchecked Sendable {
         return item
     }
 
-    /// Adds a job; blocks while `capacity` jobs are already in flight.
+    /// Adds a job; blocks while `capacity` jobs are already in flight. After `cancel()` the job
+    /// is dropped at once.
     public func submit(_ job: Job) {
         cond.lock(); defer { cond.unlock() }
-        while submitted - consumed >= capacity { cond.wait() }
+        while submitted - consumed >= capacity && !cancelled { cond.wait() }
+        if cancelled { return }
         queue.append((submitted, job))
         submitted += 1
         cond.broadcast()
@@ -97,12 +102,24 @@ public final class OrderedPool<Job, Output, Context>: @unchecked Sendable {
         cond.unlock()
     }
 
-    /// The next result in submission order; nil once closed and drained. When the awaited job has
+    /// The consumer wants no more results: waiting jobs and results are dropped, producers blocked
+    /// in `submit` return, and each worker ends after the job it is running. `next()` then returns nil.
+    public func cancel() {
+        cond.lock()
+        cancelled = true
+        queue.removeAll()
+        queueHead = 0
+        results.removeAll()
+        cond.broadcast()
+        cond.unlock()
+    }
+
+    /// The next result in submission order; nil once closed and drained, or after `cancel()`. When the awaited job has
     /// run longer than `stuckLimit` seconds, returns `stuck(job)` in its place.
     public func next(stuckLimit: TimeInterval? = nil, stuck: (Job) -> Output) -> Output? {
         cond.lock(); defer { cond.unlock() }
         while results[consumed] == nil {
-            if closed && consumed == submitted { return nil }
+            if cancelled || (closed && consumed == submitted) { return nil }
             if let limit = stuckLimit, let r = running[consumed], Date().timeIntervalSince(r.started) > limit {
                 abandoned.insert(consumed)
                 running.removeValue(forKey: consumed)

@@ -219,7 +219,7 @@ extension EvalRun {
             var rng = SplitMix64(seed: model.seed ^ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15)
             var order = Array(0..<rows.count)
             for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
-            // Only the batches still needed: an abandoned loader would leave its threads blocked.
+            // Only the batches still needed (a loader dropped early stops, but would have made batches for nothing).
             let needed = Array(order.prefix((steps - trainer.step) * b))
             let loader = try ViewBatchLoader(samples: needed, epoch: epoch, generator: generator, batchSize: b, workers: workers,
                                              dropLast: true, threadExit: { VipsRuntime.threadShutdown() }) { try load(rows[$0]) }

@@ -102,7 +102,7 @@ public enum TrainRun {
             let inEpoch = trainer.step - e * stepsPerEpoch
             let epochOrder = Array(try reader.epoch(e, order: order, slides: selection?.slides, keys: selection?.keys))
             var todo = Array(epochOrder[(inEpoch * s.batchSize)..<(stepsPerEpoch * s.batchSize)])
-            // Only the batches this invocation will take: an abandoned loader would leave its threads blocked.
+            // Only the batches this invocation will take (a loader dropped early stops, but would have made batches for nothing).
             if let m = options.maxSteps { todo = Array(todo.prefix((m - stepsRun) * s.batchSize)) }
             let loader = try ViewBatchLoader(samples: todo, epoch: e, generator: generator, batchSize: s.batchSize, workers: workers,
                                              dropLast: true, threadExit: { VipsRuntime.threadShutdown() }) { i in

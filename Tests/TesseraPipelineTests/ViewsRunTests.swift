@@ -142,4 +142,37 @@ final class ViewBatchLoaderTests: XCTestCase {
         XCTAssertEqual(Array(last.tensors[0][(1 * per)..<(2 * per)]), t[0], "sample 7 (second of its batch), view 0")
         XCTAssertNil(try loader.next())
     }
+
+    /// A loader dropped (or cancelled) before the end of its epoch ends its worker threads instead
+    /// of leaving them blocked on a queue nobody reads.
+    func testADroppedOrCancelledLoaderStopsItsThreads() throws {
+        let ds = try ViewsRunTests.dataset(self)
+        let recipe = try XCTUnwrap(try PipelineFile.load(path: Fixtures.root + "/pipelines/simclr.yaml").views)
+        let reader = try DatasetReader(directory: ds)
+        for dropInsteadOfCancel in [true, false] {
+            let exited = ExitCounter()
+            var loader: ViewBatchLoader? = try ViewBatchLoader(samples: Array(0..<12), epoch: 0,
+                                                               generator: try ViewGenerator(recipe: recipe, seed: 5), batchSize: 1,
+                                                               workers: 2, prefetch: 2, threadExit: { exited.add() }) { i in
+                try TileDecoding.image(try reader.record(i))
+            }
+            XCTAssertEqual(try loader?.next()?.samples, [0])
+            if dropInsteadOfCancel { loader = nil } else {
+                loader?.cancel()
+                XCTAssertNil(try loader?.next(), "a cancelled loader serves nothing more")
+            }
+            let deadline = Date().addingTimeInterval(60)
+            while exited.count < 2 && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+            XCTAssertEqual(exited.count, 2, dropInsteadOfCancel ? "workers still running after the loader was dropped" : "after cancel()")
+            _ = loader
+        }
+    }
+}
+
+/// Counts worker-thread exits (called from the workers).
+final class ExitCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    func add() { lock.lock(); n += 1; lock.unlock() }
+    var count: Int { lock.lock(); defer { lock.unlock() }; return n }
 }
