@@ -83,7 +83,7 @@ public final class ViewBatchLoader: @unchecked Sendable {
                 do { image = generator.stained(try tile(i), sample: i, epoch: epoch) } catch {
                     failure = error
                     // The tensors are thrown away with the error; they only need to be initialized.
-                    for (gi, g) in recipe.crops.enumerated() { bases[gi].update(repeating: 0, count: g.count * b * per[gi]) }
+                    for (gi, g) in recipe.crops.enumerated() { bases[gi].initialize(repeating: 0, count: g.count * b * per[gi]) }
                     return
                 }
                 let source = Resample.Source(image)
