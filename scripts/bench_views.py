@@ -72,10 +72,14 @@ def albumentations_rate(name, procs, decode=True):
     return n / a.seconds, n / sum(o[1] for o in out), n
 
 
+kernels = set()
+
+
 def tessera_rate(name, workers):
     r = json.loads(subprocess.run([a.tessera, "views", a.dataset, "--recipe", name, "--benchmark", "--workers", str(workers),
                                    "--batch-size", "16", "--min-seconds", str(a.seconds)], check=True, capture_output=True, text=True,
                                   cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))).stdout)
+    kernels.add(r.get("kernels", "?"))
     return r["samples"] / r["seconds"], r["samples"] / r["cpu_seconds"], r["samples"]
 
 
@@ -96,3 +100,4 @@ for name in ["dino", "simclr"]:
         print(line)
     print(f"  {name:6s} scaling 1→2 workers: tessera {results[f'{name}_2']['tessera_wall'] / results[f'{name}_1']['tessera_wall']:.2f}× "
           f"(target ≥ 1.8× on an idle machine), albumentations {results[f'{name}_2']['albumentations_wall'] / results[f'{name}_1']['albumentations_wall']:.2f}×")
+print(f"  Tessera view kernel build: {', '.join(sorted(kernels))} (TESSERA_VIEW_KERNELS=baseline|avx2 caps it)")

@@ -28,6 +28,10 @@ public struct ViewGenerator: Sendable {
         std = recipe.normalize.std.map(Float.init)
     }
 
+    /// Which build of the view loops this process runs: "avx512", "avx2" or "baseline" (the widest
+    /// the CPU supports unless TESSERA_VIEW_KERNELS caps it; all give the same bytes).
+    public static var kernelBuild: String { ViewKernelChoice.preferredName }
+
     /// The generator of one view's draws.
     public static func rng(seed: UInt64, epoch: Int, sample: Int, view: Int) -> SplitMix64 {
         var g = SplitMix64(seed: seed ^ 0x7465_7373_6572_6176)   // "tesserav"

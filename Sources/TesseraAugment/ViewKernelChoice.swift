@@ -43,6 +43,8 @@ enum ViewKernelChoice {
     /// The builds this CPU can run, slowest first, with their names (tests run them all).
     static let supported: [(name: String, kernels: any ViewKernelSet.Type)] =
         [("baseline", baseline)] + (haswellSupported ? [("avx2", haswell)] : []) + (avx512Supported ? [("avx512", avx512)] : [])
+    /// The name of `preferred` ("baseline", "avx2" or "avx512").
+    static var preferredName: String { supported.first { $0.kernels == preferred }?.name ?? "baseline" }
     /// The build new canvases use: the widest supported, capped by TESSERA_VIEW_KERNELS=baseline|avx2.
     static let preferred: any ViewKernelSet.Type = {
         switch ProcessInfo.processInfo.environment["TESSERA_VIEW_KERNELS"] {

@@ -71,7 +71,7 @@ struct ViewsCommand: ParsableCommand {
                 } while Date().timeIntervalSince(start) < minSeconds && !(limit > 0 && samples >= limit)
                 let wall = Date().timeIntervalSince(start)
                 let cpu = CPUClock.processSeconds() - cpu0
-                print("{\"samples\": \(samples), \"epochs\": \(epoch), \"seconds\": \(wall), \"cpu_seconds\": \(cpu), \"workers\": \(w), \"views\": \(r.viewCount)}")
+                print("{\"samples\": \(samples), \"epochs\": \(epoch), \"seconds\": \(wall), \"cpu_seconds\": \(cpu), \"workers\": \(w), \"views\": \(r.viewCount), \"kernels\": \"\(ViewGenerator.kernelBuild)\"}")
                 Foundation.exit(0)
             }
             var o = ViewsRun.Options()

@@ -80,6 +80,12 @@ final class ViewsRunTests: XCTestCase {
                                  cwd: Fixtures.root)
         XCTAssertEqual(r.status, 0, r.err)
         XCTAssertTrue(r.out.contains("\"samples\": 12,"), r.out)
+        // It names the kernel build it ran; env caps it to the baseline.
+        XCTAssertTrue(["avx512", "avx2", "baseline"].contains { r.out.contains("\"kernels\": \"\($0)\"") }, r.out)
+        let capped = try Fixtures.run("/usr/bin/env", ["TESSERA_VIEW_KERNELS=baseline", Fixtures.binary, "views", ds, "--recipe", "simclr",
+                                                       "--benchmark", "--workers", "1", "--limit", "5"], cwd: Fixtures.root)
+        XCTAssertEqual(capped.status, 0, capped.err)
+        XCTAssertTrue(capped.out.contains("\"kernels\": \"baseline\""), capped.out)
     }
 
     func testPreviewShowsEachTileWithAllItsViews() throws {
