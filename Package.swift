@@ -16,6 +16,8 @@ let optimize: [SwiftSetting] = []
 // TESSERA_VIEW_KERNELS=baseline|avx2 caps the choice. All give the same bytes: the kernels form no
 // fused multiply-adds and each lane's arithmetic is independent of the width (FusedViewsTests runs
 // every build). On other architectures the extra builds are plain copies that are never chosen.
+// TesseraViewKernelsWide (tests only) is the sixteen-float code built for baseline x86-64, so the
+// tests check that width on every host, AVX-512 or not.
 #if arch(x86_64)
 let haswell: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"]), .define("TESSERA_HASWELL_KERNELS")]
 let avx512: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "skylake-avx512"]), .define("TESSERA_HASWELL_KERNELS"),
@@ -58,6 +60,7 @@ let package = Package(
         .target(name: "TesseraViewKernels", swiftSettings: optimize),
         .target(name: "TesseraViewKernelsAVX2", swiftSettings: optimize + haswell),
         .target(name: "TesseraViewKernelsAVX512", swiftSettings: optimize + avx512),
+        .target(name: "TesseraViewKernelsWide", swiftSettings: optimize + [.define("TESSERA_AVX512_KERNELS")]),
         .target(name: "TesseraAugment", dependencies: ["TesseraCore", "TesseraStain", "CDigest", "TesseraViewKernels", "TesseraViewKernelsAVX2", "TesseraViewKernelsAVX512"],
                 swiftSettings: optimize),
         .target(name: "TesseraTrain", dependencies: ["TesseraCore", "CBLAS"], swiftSettings: optimize),
@@ -72,7 +75,7 @@ let package = Package(
         .testTarget(name: "TesseraCoreTests", dependencies: ["TesseraCore"]),
         .testTarget(name: "TesseraShardsTests", dependencies: ["TesseraShards", "TesseraCore"]),
         .testTarget(name: "TesseraSplitsTests", dependencies: ["TesseraSplits", "TesseraCore", "TesseraTestSupport"]),
-        .testTarget(name: "TesseraAugmentTests", dependencies: ["TesseraAugment", "TesseraViewKernels", "TesseraViewKernelsAVX2", "TesseraViewKernelsAVX512", "TesseraCore", "TesseraPipeline", "TesseraSlide", "TesseraTestSupport"]),
+        .testTarget(name: "TesseraAugmentTests", dependencies: ["TesseraAugment", "TesseraViewKernels", "TesseraViewKernelsAVX2", "TesseraViewKernelsAVX512", "TesseraViewKernelsWide", "TesseraCore", "TesseraPipeline", "TesseraSlide", "TesseraTestSupport"]),
         .testTarget(name: "TesseraStainTests", dependencies: ["TesseraStain", "TesseraCore", "TesseraSlide", "TesseraTestSupport"]),
         .testTarget(name: "TesseraTrainTests", dependencies: ["TesseraTrain", "TesseraCore", "TesseraTestSupport"]),
         .testTarget(name: "TesseraSlideTests", dependencies: ["TesseraSlide", "TesseraCore", "TesseraTestSupport"]),

@@ -199,10 +199,18 @@ int tsr_cpu_avx512_features(void) {
     unsigned xlo, xhi;
     __asm__ volatile("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
     if ((xlo & 0xE6) != 0xE6) return 0;   // the OS saves XMM, YMM, opmask and all ZMM registers
+    // -target-cpu skylake-avx512 is Haswell plus AVX512F/DQ/CD/BW/VL and the smaller extensions of
+    // those CPUs; all of them are checked, not only those float loops are likely to use.
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    const unsigned leaf1 = (1u << 1) | (1u << 25) | (1u << 30);   // PCLMUL, AES, RDRND
+    if ((c & leaf1) != leaf1) return 0;
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
-    // AVX512F, AVX512DQ, AVX512CD, AVX512BW, AVX512VL (what -target-cpu skylake-avx512 may use).
-    const unsigned leaf7 = (1u << 16) | (1u << 17) | (1u << 28) | (1u << 30) | (1u << 31);
-    return (b & leaf7) == leaf7 ? 1 : 0;
+    // FSGSBASE, AVX512F, AVX512DQ, RDSEED, ADX, CLFLUSHOPT, CLWB, AVX512CD, AVX512BW, AVX512VL.
+    const unsigned leaf7 = (1u << 0) | (1u << 16) | (1u << 17) | (1u << 18) | (1u << 19) | (1u << 23) | (1u << 24) |
+                           (1u << 28) | (1u << 30) | (1u << 31);
+    if ((b & leaf7) != leaf7) return 0;
+    if (!__get_cpuid(0x80000001, &a, &b, &c, &d)) return 0;
+    return (c & (1u << 8)) ? 1 : 0;   // PREFETCHW
 }
 #else
 int tsr_cpu_haswell_features(void) { return 0; }

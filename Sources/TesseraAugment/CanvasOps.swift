@@ -2,7 +2,7 @@ import Foundation
 
 /// The view operations in place on a `ViewCanvas`, byte-identical to their `PixelOps` reference:
 /// each computes the same float expression, in the same order, on the same whole-number inputs and
-/// truncates the same way, only eight pixels at a time and without a new image per step.
+/// truncates the same way, only a vector of pixels at a time and without a new image per step.
 extension ViewCanvas {
     // MARK: Dihedral group
 

@@ -106,17 +106,19 @@ public enum Resample {
         // Horizontal pass over the rows the vertical pass needs, then the vertical pass.
         let cx = coefficients(input: source.width, output: outWidth, offset: Double(x), length: Double(width), interpolation: interpolation)
         let cy = coefficients(input: source.height, output: outHeight, offset: Double(y), length: Double(height), interpolation: interpolation)
+        // Rows some output reads (outputs without taps read none), inside the source.
         var rowLo = Int.max, rowHi = 0
-        for o in 0..<outHeight {
+        for o in 0..<outHeight where cy.count[o] > 0 {
             rowLo = min(rowLo, Int(cy.start[o]))
             rowHi = max(rowHi, Int(cy.start[o]) + Int(cy.count[o]))
         }
-        if outHeight == 0 { rowLo = 0 }
+        if rowLo == Int.max { rowLo = 0 }
+        rowHi = min(rowHi, source.height)
         // Whole blocks of eight source rows around the rows the vertical pass reads.
         let blockLo = rowLo / 8, blocks = max(0, (rowHi + 7) / 8 - blockLo)
         canvas.reshape(width: outWidth, height: outHeight)
         let midCount = blocks * 8 * 4 * outWidth
-        let scratch = canvas.scratch(max(1, midCount) + 4 * outWidth + 32)
+        let scratch = canvas.scratch(max(1, midCount) + 4 * outWidth)
         let mid = scratch, row = scratch + midCount
         let kernels = canvas.kernels
         source.blocked.withUnsafeBufferPointer { src in

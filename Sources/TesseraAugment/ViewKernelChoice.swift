@@ -45,12 +45,16 @@ enum ViewKernelChoice {
         [("baseline", baseline)] + (haswellSupported ? [("avx2", haswell)] : []) + (avx512Supported ? [("avx512", avx512)] : [])
     /// The name of `preferred` ("baseline", "avx2" or "avx512").
     static var preferredName: String { supported.first { $0.kernels == preferred }?.name ?? "baseline" }
-    /// The build new canvases use: the widest supported, capped by TESSERA_VIEW_KERNELS=baseline|avx2.
+    /// The build new canvases use: the widest supported, capped by TESSERA_VIEW_KERNELS=baseline|avx2
+    /// (`avx512` or unset: the widest; any other value is reported on standard error and ignored).
     static let preferred: any ViewKernelSet.Type = {
         switch ProcessInfo.processInfo.environment["TESSERA_VIEW_KERNELS"] {
         case "baseline": return baseline
         case "avx2": return haswellSupported ? haswell : baseline
-        default: return supported.last!.kernels
+        case nil, "", "avx512": return supported.last!.kernels
+        case let other?:
+            FileHandle.standardError.write(Data("tessera: TESSERA_VIEW_KERNELS=\(other) is not baseline, avx2 or avx512; using \(supported.last!.name)\n".utf8))
+            return supported.last!.kernels
         }
     }()
 }

@@ -132,7 +132,8 @@ public enum ContactSheet {
 /// Reads and decodes dataset samples on worker threads, each thread reusing its own record buffer
 /// and JPEG decoder (kept in the thread's dictionary, freed with the thread): per tile, one
 /// positional read, the CRC check and the decode, with no per-sample decoder set-up or copies.
-/// The pixels and errors are those of `TileDecoding.image(_: ShardRecord)`.
+/// The pixels are those of `TileDecoding.image(_: ShardRecord)`; a `.jpg` member that is not a
+/// JPEG fails here (the record path would hand it to libvips), naming the sample either way.
 public enum ThreadTileReader {
     final class State {
         let buffer = RecordBuffer()

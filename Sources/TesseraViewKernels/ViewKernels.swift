@@ -25,7 +25,7 @@ public enum ViewKernels: Sendable {
         }
     }
 
-    /// torchvision's grayscale of pixels i…i+7, truncated.
+    /// torchvision's grayscale of the L pixels from i, truncated.
     @_transparent static func grayV(_ r: UnsafeMutablePointer<Float>, _ g: UnsafeMutablePointer<Float>,
                                     _ b: UnsafeMutablePointer<Float>, _ i: Int) -> V {
         byteValue(0.2989 * loadV(r, i) + 0.587 * loadV(g, i) + 0.114 * loadV(b, i))
@@ -41,7 +41,7 @@ public enum ViewKernels: Sendable {
         var sum: Float = 0
         if Float(n) * 255 < 0x1p24 {
             // The grey values are whole numbers and every partial sum stays below 2²⁴, so the
-            // sum is exact in any order: eight lanes give the reference's running sum.
+            // sum is exact in any order: summing in L lanes gives the reference's running sum.
             let whole = n & ~(V.scalarCount - 1)
             var acc = V.zero
             var i = 0
@@ -225,8 +225,8 @@ public enum ViewKernels: Sendable {
     }
 
     /// One output row of a vertical pass: per column 0.5 plus, in tap order, rows[t][x] · weights[t],
-    /// truncated to a byte value; 32 columns at a time in four independent add chains (each column
-    /// still sums in tap order, so the bytes do not depend on the chunking).
+    /// truncated to a byte value; four vectors of columns at a time in four independent add chains
+    /// (each column still sums in tap order, so the bytes do not depend on the chunking).
     @inline(__always) static func weightedRows(taps n: Int, width: Int, rows: UnsafePointer<UnsafeMutablePointer<Float>>,
                                                weights: UnsafePointer<Float>, into d: UnsafeMutablePointer<Float>) {
         let whole = width & ~(V.scalarCount - 1)
@@ -280,7 +280,7 @@ public enum ViewKernels: Sendable {
         // spread from R, G, B to R, G, B, 0 by one lane shuffle and stored as four-float runs.
         let line = UnsafeMutablePointer<Float>.allocate(capacity: 3 &* w &+ 2 &* L)
         defer { line.deallocate() }
-        line.update(repeating: 0, count: 3 &* w &+ 2 &* L)
+        line.initialize(repeating: 0, count: 3 &* w &+ 2 &* L)
         let keep: SIMDMask<SIMD4<Int32>> = [true, true, true, false]
         for y in 0..<(blocks &* 8) {
             let offset: Int = (y / 8) &* w &* 32 &+ (y % 8) &* 4
@@ -395,7 +395,7 @@ public enum ViewKernels: Sendable {
     /// Vertical pass: output row o is, per value of `mid`'s RGBX rows (outWidth pixels, row 0 being
     /// source row rowLo), 0.5 plus, in tap order, row start[o] − rowLo + k times weight
     /// o·stride + k, truncated to a byte value; the R, G, B of each pixel go to three planes
-    /// `planeStride` floats apart. `scratch` holds 4·outWidth + 32 floats.
+    /// `planeStride` floats apart. `scratch` holds 4·outWidth floats.
     public static func resampleColumns(_ mid: UnsafePointer<Float>, rowLo: Int, start: UnsafePointer<Int32>, count: UnsafePointer<Int32>,
                                        weights w: UnsafePointer<Float>, stride: Int, outWidth: Int, outHeight: Int,
                                        into dp: UnsafeMutablePointer<Float>, planeStride: Int, scratch row: UnsafeMutablePointer<Float>) {

@@ -4,6 +4,7 @@ import TesseraSlide
 @testable import TesseraAugment
 @testable import TesseraPipeline
 @testable import TesseraViewKernels
+import TesseraViewKernelsWide
 import TesseraTestSupport
 import XCTest
 
@@ -23,8 +24,9 @@ final class FusedViewsTests: XCTestCase {
         return try paths.map { try ImageDecoder.readRGB(path: $0) }
     }
 
-    /// The builds of the view kernels this CPU can run: baseline, and AVX2 and AVX-512 where supported.
-    static let kernelSets = ViewKernelChoice.supported
+    /// The builds of the view kernels this CPU can run (baseline, and AVX2 and AVX-512 where
+    /// supported), and the sixteen-float code built for baseline x86-64, which runs everywhere.
+    static let kernelSets = ViewKernelChoice.supported + [("wide-baseline", TesseraViewKernelsWide.ViewKernels.self)]
 
     func canvas(_ im: RGBImage, _ kernels: any ViewKernelSet.Type = ViewKernelChoice.preferred) -> ViewCanvas {
         let c = ViewCanvas(kernels: kernels)
@@ -130,7 +132,7 @@ final class FusedViewsTests: XCTestCase {
         let x = SIMD8<Float>(0, 1, 2, 3, 4, 5, 6, 7)
         for base in stride(from: 0, to: 256, by: 8) {
             let v = x + Float(base)
-            let ours = ViewKernels.over255(v), quotient = v / 255
+            let ours = TesseraViewKernels.ViewKernels.over255(v), quotient = v / 255
             for l in 0..<8 { XCTAssertEqual(ours[l].bitPattern, quotient[l].bitPattern, "\(v[l])/255") }
         }
     }
@@ -281,3 +283,5 @@ enum ReferenceViews {
         return RGBImage(width: outWidth, height: outHeight, pixels: out)
     }
 }
+
+extension TesseraViewKernelsWide.ViewKernels: ViewKernelSet {}

@@ -167,10 +167,13 @@ final class ViewBatchLoaderTests: XCTestCase {
                 loader?.cancel()
                 XCTAssertNil(try loader?.next(), "a cancelled loader serves nothing more")
             }
-            let deadline = Date().addingTimeInterval(60)
-            while exited.count < 2 && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
-            XCTAssertEqual(exited.count, 2, dropInsteadOfCancel ? "workers still running after the loader was dropped" : "after cancel()")
-            _ = loader
+            // The cancelled loader is kept alive until its workers are seen to end, so that its
+            // deinit cannot be what stopped them.
+            withExtendedLifetime(loader) {
+                let deadline = Date().addingTimeInterval(60)
+                while exited.count < 2 && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+                XCTAssertEqual(exited.count, 2, dropInsteadOfCancel ? "workers still running after the loader was dropped" : "after cancel()")
+            }
         }
     }
 }

@@ -33,6 +33,7 @@ uint32_t tsr_crc32c_vpclmul(uint32_t crc, const void *data, size_t len);
 /// uses it to choose between the baseline and the Haswell build of its view kernels.
 int tsr_cpu_haswell_features(void);
 /// 1 when, on top of that, the CPU and OS support what `-target-cpu skylake-avx512` code may use
-/// (AVX-512 F, CD, BW, DQ and VL with the OS saving opmask and ZMM state), else 0.
+/// (AVX-512 F, CD, BW, DQ and VL with the OS saving opmask and ZMM state; AES, PCLMUL, RDRND,
+/// RDSEED, ADX, FSGSBASE, CLFLUSHOPT, CLWB, PREFETCHW), else 0.
 int tsr_cpu_avx512_features(void);
 #endif

@@ -1,0 +1,1 @@
+../TesseraViewKernels/Lanes.swift
