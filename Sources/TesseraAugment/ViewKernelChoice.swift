@@ -48,13 +48,14 @@ enum ViewKernelChoice {
     /// The build new canvases use: the widest supported, capped by TESSERA_VIEW_KERNELS=baseline|avx2
     /// (`avx512` or unset: the widest; any other value is reported on standard error and ignored).
     static let preferred: any ViewKernelSet.Type = {
+        let widest = supported.last!
         switch ProcessInfo.processInfo.environment["TESSERA_VIEW_KERNELS"] {
         case "baseline": return baseline
         case "avx2": return haswellSupported ? haswell : baseline
-        case nil, "", "avx512": return supported.last!.kernels
+        case nil, "", "avx512": return widest.kernels
         case let other?:
-            FileHandle.standardError.write(Data("tessera: TESSERA_VIEW_KERNELS=\(other) is not baseline, avx2 or avx512; using \(supported.last!.name)\n".utf8))
-            return supported.last!.kernels
+            FileHandle.standardError.write(Data("tessera: TESSERA_VIEW_KERNELS=\(other) is not baseline, avx2 or avx512; using \(widest.name)\n".utf8))
+            return widest.kernels
         }
     }()
 }

@@ -114,8 +114,8 @@ public final class OrderedPool<Job, Output, Context>: @unchecked Sendable {
         cond.unlock()
     }
 
-    /// The next result in submission order; nil once closed and drained, or after `cancel()`. When the awaited job has
-    /// run longer than `stuckLimit` seconds, returns `stuck(job)` in its place.
+    /// The next result in submission order; nil once closed and drained, or after `cancel()`. When
+    /// the awaited job has run longer than `stuckLimit` seconds, returns `stuck(job)` in its place.
     public func next(stuckLimit: TimeInterval? = nil, stuck: (Job) -> Output) -> Output? {
         cond.lock(); defer { cond.unlock() }
         while results[consumed] == nil {

@@ -78,7 +78,7 @@ public enum EvalRun {
             throw TesseraError(.invalidConfig, path: split.path, "selector '\(selector)' matches no labelled tile of \(dataset)")
         }
         let kept = keep
-        return LabelledImages(labels: labels, ids: ids) { try TileDecoding.image(try reader.record(kept[$0])) }
+        return LabelledImages(labels: labels, ids: ids) { try ThreadTileReader.image(reader, kept[$0]) }
     }
 
     /// A folder with one sub-folder per class, or a CSV with `path,label` (paths relative to it).
