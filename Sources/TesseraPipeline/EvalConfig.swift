@@ -71,6 +71,7 @@ extension EvalRun {
         if c.supervisedSteps < 1 || c.supervisedBatch < 2 {
         throw TesseraError(.invalidConfig, "eval: supervised_steps must be ≥ 1 and supervised_batch ≥ 2")
         }
+        if let w = c.workers, !(1...256).contains(w) { throw TesseraError(.invalidConfig, "eval: workers must be 1–256, got \(w)") }
         let workers = c.workers ?? ProcessInfo.processInfo.activeProcessorCount
         let trainSet: LabelledImages, testSet: LabelledImages
         var minSubset: [String: Int]? = nil

@@ -63,6 +63,7 @@ public enum ViewsRun {
         let source = reader.manifest!
         let generator = try ViewGenerator(recipe: recipe, seed: o.seed)
         guard o.epochs >= 1 && o.epochs <= 10_000 else { throw TesseraError(.invalidConfig, "epochs must be 1–10000, got \(o.epochs)") }
+        guard (1...256).contains(o.workers) else { throw TesseraError(.invalidConfig, "workers must be 1–256, got \(o.workers)") }
         let shardDir = output + "/shards"
         let config: JSONValue = .object([
             "source": .string(dataset), "source_config_hash": .string(source.configHash),

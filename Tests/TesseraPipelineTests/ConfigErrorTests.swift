@@ -93,6 +93,11 @@ final class ConfigErrorTests: XCTestCase {
                                                        "--epochs", "1", "--out", out], expect: ["hflip"]),
             Case(name: "views epochs 0", args: ["views", ds, "--recipe", file("ok.yaml", views.replacingOccurrences(of: "HFLIP", with: "0.5")),
                                                 "--epochs", "0", "--out", out], expect: ["epochs"]),
+            // Materializing with no workers used to wait forever; evaluation took 0 as 1.
+            Case(name: "views workers 0", args: ["views", ds, "--recipe", file("ok.yaml", views.replacingOccurrences(of: "HFLIP", with: "0.5")),
+                                                 "--epochs", "1", "--out", out, "--workers", "0"], expect: ["workers", "got 0"]),
+            Case(name: "eval workers 0", args: ["eval", "--checkpoint", dir + "/missing.safetensors", "--dataset", ds, "--split", dir + "/missing.csv",
+                                                "--workers", "0"], expect: ["workers", "got 0"]),
             Case(name: "train lr 0", args: ["train", file("lr0.yaml", train("", lr: "0"))], expect: ["lr"]),
             Case(name: "train lr negative", args: ["train", file("lrneg.yaml", train("", lr: "-0.1"))], expect: ["lr"]),
             Case(name: "train batch 0", args: ["train", file("b0.yaml", train("").replacingOccurrences(of: "batch_size: 4", with: "batch_size: 0"))], expect: ["batch"]),
